@@ -1,0 +1,1 @@
+//! The exporter command line: `run`, `demo`, `simulate`, `check`.

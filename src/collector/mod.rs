@@ -1,0 +1,1 @@
+//! Keeps the sources alive: discovery, notification channels, re-seed.

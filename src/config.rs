@@ -1,0 +1,1 @@
+//! Configuration: YAML file + environment, validated before anything connects.

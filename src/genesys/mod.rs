@@ -1,0 +1,3 @@
+//! The only code that knows Genesys Cloud wire formats.
+
+pub mod models;

@@ -1,1 +1,4 @@
-//! Configuration: YAML file + environment, validated before anything connects.
+//! Configuration: YAML file + environment, validated before anything connects. (Stub: being written.)
+
+#[derive(Debug, Clone, Default)]
+pub struct Config {}

@@ -173,10 +173,7 @@ pub struct QueueUpdate {
 
 /// Epoch milliseconds now (wall clock).
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// The wall-clock instant of the last frame a notification channel received (heartbeat, pong or message).

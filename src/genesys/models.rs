@@ -51,17 +51,8 @@ pub const OBSERVATION_METRICS: [&str; 11] = [
 ];
 
 /// Conversation aggregate metrics the exporter reads for the current interval.
-pub const INTERVAL_METRICS: [&str; 9] = [
-    "nOffered",
-    "tAnswered",
-    "tAbandon",
-    "tWait",
-    "tHandle",
-    "tTalk",
-    "tAcw",
-    "nOverSla",
-    "oServiceLevel",
-];
+pub const INTERVAL_METRICS: [&str; 9] =
+    ["nOffered", "tAnswered", "tAbandon", "tWait", "tHandle", "tTalk", "tAcw", "nOverSla", "oServiceLevel"];
 
 // ---------------------------------------------------------------------------------------------------------------
 // OAuth and errors
@@ -698,10 +689,7 @@ pub struct AggregateDataContainer {
 
 /// Genesys writes instants as `2024-12-30T09:46:54.839Z`.
 pub fn format_time_ms(epoch_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(epoch_ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    chrono::DateTime::from_timestamp_millis(epoch_ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// Parse an ISO-8601 instant to epoch milliseconds.

@@ -16,6 +16,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod check;
 pub mod collector;
 pub mod config;
 pub mod exposition;

@@ -67,3 +67,29 @@ impl SelfMetrics {
         &self.registry
     }
 }
+
+/// "Log once per kind per period": repeated problems (a stream of malformed frames) give one log line a minute per
+/// kind, while the counter still counts every one.
+pub struct LogLimiter {
+    period: std::time::Duration,
+    last: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl LogLimiter {
+    pub fn new(period: std::time::Duration) -> Self {
+        LogLimiter { period, last: std::sync::Mutex::new(std::collections::HashMap::new()) }
+    }
+
+    /// True when `kind` was not logged within the period (and records that it is now).
+    pub fn allow(&self, kind: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match last.get(kind) {
+            Some(t) if now.duration_since(*t) < self.period => false,
+            _ => {
+                last.insert(kind.to_owned(), now);
+                true
+            }
+        }
+    }
+}

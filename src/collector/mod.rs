@@ -1,1 +1,455 @@
-//! Keeps the sources alive: discovery, notification channels, re-seed.
+//! Keeps the sources alive and decides, per queue, whether the stream or polling serves it.
+//!
+//! The manager discovers queues, spreads their topics over notification channels (at most
+//! `topics_per_channel` each, at most `max_channels`), runs one [`channel::ChannelRunner`] per channel and one
+//! [`poller`] for every queue the stream cannot serve right now (channel down, topic rejected, re-seed failed). It
+//! never parses a payload (that is `genesys::decode`) and never renders one (that is `state`).
+
+pub mod backoff;
+pub mod channel;
+pub mod directory;
+pub mod poller;
+pub mod seed;
+pub mod shard;
+
+use crate::genesys::decode::Decoded;
+use crate::genesys::{ApiClient, Error, Priority};
+use crate::model::{now_ms, ChannelClock, QueueMeta, Readiness, Source};
+use crate::state::{PresenceDef, Store};
+use crate::telemetry::{LogLimiter, SelfMetrics};
+use directory::QueueFilter;
+use seed::{ReadResult, Reader};
+use shard::Shard;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// What the collector needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct CollectorSettings {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub divisions: Vec<String>,
+    pub refresh_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    pub poll_interval: Duration,
+    pub reconcile_interval: Duration,
+    pub ping_interval: Duration,
+    pub topics_per_channel: usize,
+    pub max_channels: usize,
+    pub shard: Shard,
+}
+
+impl Default for CollectorSettings {
+    fn default() -> Self {
+        CollectorSettings {
+            include: vec![],
+            exclude: vec![],
+            divisions: vec![],
+            refresh_interval: Duration::from_secs(300),
+            heartbeat_timeout: Duration::from_secs(45),
+            poll_interval: Duration::from_secs(10),
+            reconcile_interval: Duration::from_secs(300),
+            ping_interval: Duration::from_secs(20),
+            topics_per_channel: 1000,
+            max_channels: 20,
+            shard: Shard::ALL,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    #[error("could not authenticate with Genesys Cloud: {0}")]
+    Auth(#[source] Error),
+    #[error("could not list queues: {0}")]
+    Discovery(#[source] Error),
+    #[error(
+        "{queues} queues need {needed} notification channels but Genesys allows {max} per OAuth client; \
+         split the queues across replicas with --shard/--total-shards, each replica with its own OAuth client, \
+         or narrow queues.include"
+    )]
+    TooManyChannels { queues: usize, needed: usize, max: usize },
+}
+
+/// State shared by the manager, the channel runners and the poller.
+pub struct Shared {
+    pub store: Store,
+    pub metrics: Arc<SelfMetrics>,
+    pub reader: Reader,
+    pub settings: Arc<CollectorSettings>,
+    pub readiness: Arc<Readiness>,
+    pub log: LogLimiter,
+    /// Queues served by polling, with why.
+    poll: Mutex<BTreeMap<String, &'static str>>,
+    /// Queues whose topic Genesys rejected: polled until the next discovery.
+    rejected: Mutex<HashSet<String>>,
+    /// Queues that have not had a complete read yet (for `/readyz`).
+    unseeded: Mutex<HashSet<String>>,
+    presence_refresh: Notify,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// Apply one decoded update, counting what could not be used. Returns how many stored values it changed.
+    pub fn apply_decoded(&self, d: Decoded, raw: Option<&str>) -> usize {
+        for m in &d.unknown_metrics {
+            self.payload_error("unknown_metric", Some(m), raw.unwrap_or(m));
+        }
+        for m in &d.bad_metrics {
+            self.payload_error("wrong_type", Some(m), raw.unwrap_or(m));
+        }
+        let event_ms = d.update.event_ms;
+        let from_stream = d.update.source == Source::Stream;
+        let outcome = self.store.apply(d.update);
+        if outcome.unknown_queue {
+            // Not ours (another shard's, or removed since): harmless, but worth a count.
+            self.metrics.payload_errors_total.with_label_values(&["unknown_queue"]).inc();
+        }
+        if outcome.unknown_presence {
+            self.presence_refresh.notify_one();
+        }
+        if from_stream {
+            if let Some(ev) = event_ms {
+                let lag = (now_ms() - ev) as f64 / 1000.0;
+                if lag >= 0.0 {
+                    self.metrics.notification_delivery_latency_seconds.observe(lag);
+                }
+            }
+        }
+        usize::from(outcome.changed)
+    }
+
+    /// Apply a REST read: complete observations, then interval aggregates. Returns how many observation values
+    /// differed from the store (drift, when the stream was healthy).
+    pub fn apply_read(&self, read: ReadResult) -> usize {
+        let ids: Vec<String> = read.observations.iter().map(|d| d.update.queue_id.clone()).collect();
+        let mut changed = 0;
+        for d in read.observations {
+            changed += self.apply_decoded(d, None);
+        }
+        for u in read.aggregates {
+            self.apply_decoded(Decoded { update: u, unknown_metrics: vec![], bad_metrics: vec![] }, None);
+        }
+        self.mark_seeded(&ids);
+        changed
+    }
+
+    fn mark_seeded(&self, ids: &[String]) {
+        let mut u = lock(&self.unseeded);
+        for id in ids {
+            u.remove(id);
+        }
+        if u.is_empty() {
+            self.readiness.set_seeded(true);
+        }
+    }
+
+    /// Count a payload problem, and log it at most once per kind per minute with an excerpt.
+    pub fn payload_error(&self, kind: &'static str, what: Option<&str>, raw: &str) {
+        self.metrics.payload_errors_total.with_label_values(&[kind]).inc();
+        if self.log.allow(kind) {
+            tracing::warn!(kind, what, excerpt = %channel::excerpt(raw), "unusable payload (counted in genesys_payload_errors_total; further ones of this kind are not logged for a minute)");
+        }
+    }
+
+    /// These queues cannot be served by the stream right now.
+    pub fn to_poll(&self, ids: &[String], reason: &'static str) {
+        let mut p = lock(&self.poll);
+        for id in ids {
+            if p.insert(id.clone(), reason).is_none() {
+                self.store.set_stale(id, true);
+            }
+        }
+    }
+
+    /// The stream serves these queues again (connected and re-seeded), unless their topic was rejected.
+    pub fn healthy(&self, ids: &[String], clock: &Arc<ChannelClock>) {
+        let rejected = lock(&self.rejected);
+        let mut p = lock(&self.poll);
+        let serving: Vec<String> = ids.iter().filter(|id| !rejected.contains(*id)).cloned().collect();
+        for id in &serving {
+            p.remove(id);
+            self.store.set_stale(id, false);
+            self.store.set_source(id, Source::Stream);
+        }
+        self.store.attach_channel(&serving, Some(clock.clone()));
+    }
+
+    pub fn set_rejected(&self, ids: &[String], rejected: bool) {
+        if ids.is_empty() {
+            return;
+        }
+        {
+            let mut r = lock(&self.rejected);
+            for id in ids {
+                if rejected {
+                    r.insert(id.clone());
+                } else {
+                    r.remove(id);
+                }
+            }
+        }
+        if rejected {
+            self.store.attach_channel(ids, None);
+            self.to_poll(ids, "rejected");
+        }
+    }
+
+    /// Queues to poll now.
+    pub fn poll_ids(&self) -> Vec<String> {
+        lock(&self.poll).keys().cloned().collect()
+    }
+
+    fn forget(&self, ids: &HashSet<String>) {
+        lock(&self.poll).retain(|k, _| !ids.contains(k));
+        lock(&self.rejected).retain(|k| !ids.contains(k));
+        lock(&self.unseeded).retain(|k| !ids.contains(k));
+    }
+}
+
+/// The collector: owns discovery and the channel runners.
+pub struct Collector {
+    shared: Arc<Shared>,
+    filter: QueueFilter,
+}
+
+struct Slot {
+    queues: Vec<String>,
+    tx: watch::Sender<Vec<String>>,
+}
+
+impl Collector {
+    pub fn new(
+        api: ApiClient,
+        store: Store,
+        metrics: Arc<SelfMetrics>,
+        readiness: Arc<Readiness>,
+        settings: CollectorSettings,
+    ) -> Self {
+        let filter = QueueFilter::new(&settings.include, &settings.exclude, &settings.divisions);
+        let shared = Arc::new(Shared {
+            store,
+            metrics,
+            reader: Reader::new(api),
+            settings: Arc::new(settings),
+            readiness,
+            log: LogLimiter::new(Duration::from_secs(60)),
+            poll: Mutex::new(BTreeMap::new()),
+            rejected: Mutex::new(HashSet::new()),
+            unseeded: Mutex::new(HashSet::new()),
+            presence_refresh: Notify::new(),
+        });
+        Collector { shared, filter }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Run until `shutdown`. Fails only on what a restart would not fix (bad credentials at start, too many
+    /// queues for the channel limit); everything else is retried.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), CollectorError> {
+        let shared = self.shared.clone();
+        let api = shared.reader.api().clone();
+        let tasks = tokio_util::task::TaskTracker::new();
+
+        // Log in first: a wrong secret should fail loudly at start, not as a stream of retries.
+        api.tokens().token().await.map_err(CollectorError::Auth)?;
+        shared.readiness.set_authenticated(true);
+        shared.metrics.up.set(1);
+        tasks.spawn(api.tokens().clone().keep_fresh(shutdown.clone()));
+
+        self.refresh_presence().await;
+        let queues = self.discover().await.map_err(CollectorError::Discovery)?;
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut clocks: Vec<Arc<ChannelClock>> = Vec::new();
+        self.assign(&queues, &mut slots)?;
+        self.apply_directory(queues);
+        for (i, slot) in slots.iter().enumerate() {
+            clocks.push(self.spawn_runner(i, slot, &tasks, &shutdown));
+        }
+        self.update_channel_gauges(&slots);
+        tasks.spawn(poller::run(shared.clone(), shutdown.clone()));
+
+        let mut refresh = tokio::time::interval(shared.settings.refresh_interval.max(Duration::from_secs(1)));
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        refresh.reset();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last_presence_refresh = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = refresh.tick() => {
+                    self.refresh_presence().await;
+                    match self.discover().await {
+                        Ok(queues) => {
+                            if let Err(e) = self.assign(&queues, &mut slots) {
+                                tracing::error!(err = %e, "queue list change not applied");
+                                continue;
+                            }
+                            self.apply_directory(queues);
+                            while clocks.len() < slots.len() {
+                                let i = clocks.len();
+                                clocks.push(self.spawn_runner(i, &slots[i], &tasks, &shutdown));
+                            }
+                            self.update_channel_gauges(&slots);
+                        }
+                        Err(e) => tracing::warn!(err = %e, "queue re-discovery failed; keeping the current list"),
+                    }
+                }
+                _ = shared.presence_refresh.notified() => {
+                    // An unknown presence id: definitions changed. Refresh at most once a minute.
+                    if last_presence_refresh.elapsed() >= Duration::from_secs(60) {
+                        last_presence_refresh = tokio::time::Instant::now();
+                        self.refresh_presence().await;
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = now_ms();
+                    let oldest = clocks.iter().zip(&slots).filter(|(_, s)| !s.queues.is_empty())
+                        .map(|(c, _)| c.last_frame_ms()).min();
+                    if let Some(last) = oldest {
+                        let age = if last > 0 { (now - last).max(0) as f64 / 1000.0 } else { 0.0 };
+                        shared.metrics.notification_heartbeat_age_seconds.set(age);
+                    }
+                    shared.metrics.up.set(i64::from(shared.readiness.ready()));
+                }
+            }
+        }
+        tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
+        Ok(())
+    }
+
+    fn spawn_runner(
+        &self,
+        index: usize,
+        slot: &Slot,
+        tasks: &tokio_util::task::TaskTracker,
+        shutdown: &CancellationToken,
+    ) -> Arc<ChannelClock> {
+        let clock = ChannelClock::new();
+        let runner = channel::ChannelRunner {
+            index,
+            shared: self.shared.clone(),
+            queues: slot.tx.subscribe(),
+            clock: clock.clone(),
+        };
+        tasks.spawn(runner.run(shutdown.clone()));
+        clock
+    }
+
+    async fn discover(&self) -> Result<Vec<QueueMeta>, Error> {
+        let all = self.shared.reader.api().list_queues().await?;
+        let total = all.len();
+        let selected = directory::select(all, &self.filter, self.shared.settings.shard);
+        tracing::info!(listed = total, exported = selected.len(), "queues discovered");
+        Ok(selected)
+    }
+
+    async fn refresh_presence(&self) {
+        match self.shared.reader.api().presence_definitions().await {
+            Ok(defs) => {
+                let defs = defs
+                    .into_iter()
+                    .map(|d| PresenceDef {
+                        name: d.display_name(),
+                        system_presence: d.system_presence_normalized(),
+                        id: d.id,
+                    })
+                    .collect();
+                self.shared.store.set_presence_definitions(defs);
+            }
+            Err(e) => tracing::warn!(err = %e, "could not load presence definitions; presence labels may read unknown"),
+        }
+    }
+
+    fn apply_directory(&self, queues: Vec<QueueMeta>) {
+        let ids: HashSet<String> = queues.iter().map(|q| q.id.clone()).collect();
+        let change = self.shared.store.set_queues(queues);
+        {
+            let mut u = lock(&self.shared.unseeded);
+            for id in &change.added {
+                u.insert(id.clone());
+            }
+        }
+        let removed: HashSet<String> = change.removed.iter().cloned().collect();
+        self.shared.forget(&removed);
+        if !change.added.is_empty() || !change.removed.is_empty() || !change.renamed.is_empty() {
+            tracing::info!(added = change.added.len(), removed = change.removed.len(), renamed = change.renamed.len(), total = ids.len(), "queue directory updated");
+        }
+        self.shared.readiness.set_seeded(lock(&self.shared.unseeded).is_empty());
+    }
+
+    /// Keep queues on the channel they are on; put new ones where there is room; open channels as needed.
+    fn assign(&self, queues: &[QueueMeta], slots: &mut Vec<Slot>) -> Result<(), CollectorError> {
+        let per = self.shared.settings.topics_per_channel.clamp(1, 1000);
+        let max = self.shared.settings.max_channels.clamp(1, 20);
+        let needed = queues.len().div_ceil(per);
+        if needed > max {
+            return Err(CollectorError::TooManyChannels { queues: queues.len(), needed, max });
+        }
+        let wanted: HashSet<&str> = queues.iter().map(|q| q.id.as_str()).collect();
+        let mut placed: HashSet<String> = HashSet::new();
+        let mut new_lists: Vec<Vec<String>> = slots
+            .iter()
+            .map(|s| {
+                s.queues
+                    .iter()
+                    .filter(|q| wanted.contains(q.as_str()))
+                    .inspect(|q| {
+                        placed.insert((*q).clone());
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        for q in queues {
+            if placed.contains(&q.id) {
+                continue;
+            }
+            match new_lists.iter_mut().find(|l| l.len() < per) {
+                Some(l) => l.push(q.id.clone()),
+                None => {
+                    if new_lists.len() >= max {
+                        return Err(CollectorError::TooManyChannels { queues: queues.len(), needed: max + 1, max });
+                    }
+                    new_lists.push(vec![q.id.clone()]);
+                }
+            }
+        }
+        for (i, list) in new_lists.into_iter().enumerate() {
+            match slots.get_mut(i) {
+                Some(slot) => {
+                    if slot.queues != list {
+                        slot.queues = list.clone();
+                        let _ = slot.tx.send(list);
+                    }
+                }
+                None => {
+                    let (tx, _rx) = watch::channel(list.clone());
+                    slots.push(Slot { queues: list, tx });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn update_channel_gauges(&self, slots: &[Slot]) {
+        let used = slots.iter().filter(|s| !s.queues.is_empty()).count();
+        let topics: usize = slots.iter().map(|s| s.queues.len()).sum();
+        self.shared.metrics.notification_channels.set(used as i64);
+        self.shared.metrics.notification_topics.set(topics as i64);
+    }
+}
+
+/// Read every queue once at `Priority::Reconcile`: used by `check` to prove the observations query works.
+pub async fn read_once(reader: &Reader, ids: &[String]) -> Result<ReadResult, Error> {
+    reader.read(ids, Priority::Reconcile).await
+}

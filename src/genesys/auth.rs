@@ -119,6 +119,11 @@ impl TokenSource {
         Ok(t)
     }
 
+    /// Generation of the cached token (0 when none).
+    pub fn current_generation(&self) -> u64 {
+        self.cached().map_or(0, |t| t.generation)
+    }
+
     /// Forget `generation` after the API answered 401 to it; the next `token()` logs in again.
     pub fn invalidate(&self, generation: u64) {
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());

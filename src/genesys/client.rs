@@ -240,6 +240,14 @@ impl ApiClient {
             .entities)
     }
 
+    /// Remove every subscription of a channel (used by `check`, which must not leave a subscribed channel behind).
+    pub async fn delete_subscriptions(&self, channel_id: &str) -> Result<()> {
+        let url = self.url(&format!("/api/v2/notifications/channels/{channel_id}/subscriptions"));
+        self.send::<serde_json::Value>("notifications_subscriptions", Priority::Channel, reqwest::Method::DELETE, &url, None::<&()>)
+            .await
+            .map(|_| ())
+    }
+
     pub async fn observations_query(&self, q: &QueueObservationQuery, priority: Priority) -> Result<QueueObservationQueryResponse> {
         let url = self.url("/api/v2/analytics/queues/observations/query");
         Ok(self.send("observations_query", priority, reqwest::Method::POST, &url, Some(q)).await?.unwrap_or_default())

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every test of genesys-cloud-exporter on a fresh Debian machine: installs what the tests need (Debian
+# packages for the real Prometheus/Alertmanager tools), checks formatting and lints, then runs the whole suite.
+# Usage: tests/run-all.sh            (from anywhere; CI calls it through .ci/run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# --- Debian packages --------------------------------------------------------------------------------------------
+need_pkgs=()
+command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
+command -v amtool >/dev/null 2>&1 || need_pkgs+=(prometheus-alertmanager)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need_pkgs[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+# The Debian packages start services on install; the tests run their own instances on free ports.
+for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
+  (command -v systemctl >/dev/null 2>&1 && systemctl stop "$svc" >/dev/null 2>&1) || true
+  pkill -x "$svc" >/dev/null 2>&1 || true
+done
+export PATH="$PATH:/usr/bin"
+
+# --- Rust checks ------------------------------------------------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+
+log "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --all-targets --no-fail-fast
+else
+  cargo test --all-targets --no-fail-fast
+fi
+# Doc tests are not run by nextest.
+cargo test --doc --quiet

@@ -1,20 +1,174 @@
-//! Wiring of the long-running commands. (Being written by the lead.)
+//! Wiring of the long-running commands: builds the client, the store, the collector and the HTTP server from the
+//! configuration and runs them until shutdown. The only module that knows every other one (with `main.rs`).
 
-use crate::cli::{CheckArgs, DemoArgs, RunArgs};
-use crate::config::Config;
+use crate::collector::shard::Shard;
+use crate::collector::{Collector, CollectorSettings};
+use crate::exposition::AppState;
+use crate::genesys::auth::{Credential, TokenSource};
+use crate::genesys::client::{http_client, ApiClient};
+use crate::genesys::RateBudget;
+use crate::model::Readiness;
+use crate::state::{Store, StoreConfig};
+use crate::telemetry::SelfMetrics;
+use anyhow::Context as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// Everything an exporter instance needs, resolved from config, environment and flags.
+#[derive(Debug, Clone)]
+pub struct ExporterOptions {
+    pub api_base_url: String,
+    pub login_base_url: String,
+    pub client_id: String,
+    pub client_secret: Credential,
+    pub budget_share: f64,
+    pub api_timeout: Duration,
+    pub collector: CollectorSettings,
+    pub store: StoreConfig,
+    pub telemetry_path: String,
+}
+
+impl ExporterOptions {
+    /// Options for a client of the built-in simulator at `base_url` (demo, tests, benchmarks).
+    pub fn for_simulator(base_url: &str) -> Self {
+        ExporterOptions {
+            api_base_url: base_url.to_owned(),
+            login_base_url: base_url.to_owned(),
+            client_id: "sim-client".to_owned(),
+            client_secret: Credential::new("sim-secret"),
+            budget_share: 0.5,
+            api_timeout: Duration::from_secs(10),
+            collector: CollectorSettings::default(),
+            store: StoreConfig::default(),
+            telemetry_path: "/metrics".to_owned(),
+        }
+    }
+}
+
+/// A running exporter: collector + HTTP server.
+pub struct Exporter {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub metrics: Arc<SelfMetrics>,
+    pub readiness: Arc<Readiness>,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Exporter {
+    /// Start collecting and serving on `listener`. Returns at once; `wait` reports how it ended.
+    pub fn start(opts: ExporterOptions, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<Exporter> {
+        let addr = listener.local_addr().context("listener address")?;
+        let metrics = SelfMetrics::new();
+        let store = Store::new(opts.store.clone());
+        let readiness = Arc::new(Readiness::default());
+
+        let http = http_client(opts.api_timeout);
+        let expiry_gauge = metrics.token_expiry_timestamp_seconds.clone();
+        let tokens = TokenSource::new(
+            http.clone(),
+            &opts.login_base_url,
+            opts.client_id.clone(),
+            opts.client_secret.clone(),
+            move |t| expiry_gauge.set(t.expires_at_unix),
+        );
+        let budget = Arc::new(RateBudget::new(opts.budget_share));
+        let api = ApiClient::new(http, &opts.api_base_url, tokens, budget, metrics.clone());
+        let collector = Collector::new(api, store.clone(), metrics.clone(), readiness.clone(), opts.collector.clone());
+
+        let app = AppState::new(store.clone(), metrics.registry().clone(), readiness.clone(), env!("CARGO_PKG_VERSION"))
+            .with_telemetry_path(opts.telemetry_path.clone());
+
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            let server = tokio::spawn(crate::exposition::serve(listener, app, token.clone()));
+            let result = collector.run(token.clone()).await;
+            if result.is_err() {
+                // Nothing to serve without a collector: stop the server too, so the process exits non-zero.
+                token.cancel();
+            }
+            let served = server.await;
+            result.context("collector")?;
+            served.context("HTTP server task")?.context("HTTP server")?;
+            Ok(())
+        });
+        Ok(Exporter { addr, store, metrics, readiness, shutdown, task })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Wait until the exporter stops (shutdown or a fatal collector error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("exporter task")?
+    }
+
+    /// Stop and wait.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+}
+
 /// `run`: collect from an org and serve metrics until `shutdown`.
-pub async fn run(_config: Config, _args: RunArgs, _shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_with(opts: ExporterOptions, listen: SocketAddr, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let exporter = Exporter::start(opts, listener, shutdown)?;
+    tracing::info!(address = %exporter.addr, "serving metrics");
+    exporter.wait().await
+}
+
+/* DEMO_WITH (enabled by the lead once sim::Simulator lands)
+/// `demo`: the simulator and the exporter in one process, on loopback, with no credentials.
+pub async fn demo_with(
+    sim: crate::sim::SimConfig,
+    sim_listen: SocketAddr,
+    mut opts: ExporterOptions,
+    listen: SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let sim_listener = TcpListener::bind(sim_listen).await.with_context(|| format!("cannot listen on {sim_listen}"))?;
+    let sim = crate::sim::Simulator::start(sim, sim_listener).await.context("starting the simulator")?;
+    let base = sim.base_url();
+    opts.api_base_url = base.clone();
+    opts.login_base_url = base.clone();
+    opts.client_id = "sim-client".to_owned();
+    opts.client_secret = Credential::new("sim-secret");
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let exporter = Exporter::start(opts, listener, shutdown.clone())?;
+    let url = exporter.url().replace("0.0.0.0", "127.0.0.1");
+    println!("demo: simulator (a fake Genesys Cloud org) on {base}  (ground truth: {base}/sim/truth)");
+    println!("demo: exporter on {url}");
+    println!("demo: try  curl -s {url}/metrics | grep -E '^genesys_queue_(waiting|agents)'");
+    println!("demo: Ctrl-C to stop");
+    let result = exporter.wait().await;
+    sim.shutdown().await;
+    result
+}
+
+*/
+
+/// Build the collector's shard from the flags.
+pub fn shard(index: u32, total: u32) -> Shard {
+    Shard::new(index, total)
+}
+
+/// `run` from the command line.
+pub async fn run(_config: crate::config::Config, _args: crate::cli::RunArgs, _shutdown: CancellationToken) -> anyhow::Result<()> {
     anyhow::bail!("run: not wired yet")
 }
 
-/// `demo`: the simulator and the exporter in one process.
-pub async fn demo(_config: Config, _args: DemoArgs, _shutdown: CancellationToken) -> anyhow::Result<()> {
+/// `demo` from the command line.
+pub async fn demo(_config: crate::config::Config, _args: crate::cli::DemoArgs, _shutdown: CancellationToken) -> anyhow::Result<()> {
     anyhow::bail!("demo: not wired yet")
 }
 
-/// `check`: validate config, credentials, permissions and budget; the report goes to stdout.
-pub async fn check(_config: Config, _args: CheckArgs) -> anyhow::Result<bool> {
+/// `check` from the command line: prints the report; `Ok(true)` when everything passed.
+pub async fn check(_config: crate::config::Config, _args: crate::cli::CheckArgs) -> anyhow::Result<bool> {
     anyhow::bail!("check: not wired yet")
 }

@@ -1,0 +1,363 @@
+//! The exporter's HTTP server: `/metrics` (or `--web.telemetry-path`), `/`, `/healthz`, `/readyz`.
+//!
+//! hyper 1 over HTTP/1.1 with keep-alive. On cancel the listener closes, idle connections close at once and
+//! in-flight requests finish (bounded by [`DRAIN_TIMEOUT`]) before [`serve`] returns. Rendering and compression
+//! run on the blocking pool: a 300k-series scrape is tens of milliseconds of CPU that must not stall the
+//! collector's tasks on the same runtime.
+
+use super::negotiate::{content_type, format_for, wants_gzip};
+use super::{encode_into, ExpositionError};
+use crate::model::{now_ms, Readiness};
+use crate::state::Store;
+use bytes::Bytes;
+use http::header::{HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long in-flight requests may take to finish after shutdown was asked for.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client that has not sent its request headers by then is dropped (slowloris).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Output buffers kept for reuse. A fresh 30–70 MB buffer costs more in page faults than the whole render, so
+/// the last buffers stay allocated between scrapes (two: an HA pair of Prometheus servers scrapes at once).
+const POOLED_BUFFERS: usize = 2;
+/// Scrapes rendered at once; more wait their turn. Each holds a whole body (tens of MB at 300k series), so
+/// unbounded concurrency would turn a burst of scrapers into an out-of-memory kill.
+const MAX_CONCURRENT_RENDERS: usize = 4;
+
+/// Extra `(label, value)` lines for the landing page's state summary (e.g. notification channels, shard).
+pub type SummaryFn = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
+
+/// Everything the server reads. Build it with [`AppState::new`] and the `with_*` methods.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// The exporter's own metrics, with `process_*` (registered by [`AppState::new`]).
+    pub registry: prometheus::Registry,
+    pub readiness: Arc<Readiness>,
+    /// `--web.telemetry-path`, default `/metrics`.
+    pub telemetry_path: String,
+    pub version: &'static str,
+    /// More lines for the landing page's summary.
+    pub summary: Option<SummaryFn>,
+    render_slots: Arc<tokio::sync::Semaphore>,
+    buffers: Arc<BufferPool>,
+}
+
+/// Warm output buffers (see [`POOLED_BUFFERS`]).
+#[derive(Debug, Default)]
+struct BufferPool {
+    free: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl BufferPool {
+    fn take(self: &Arc<Self>) -> Pooled {
+        let buf = self.free.lock().map(|mut f| f.pop()).unwrap_or_default().unwrap_or_default();
+        Pooled { buf, pool: self.clone() }
+    }
+}
+
+/// A buffer that goes back to its pool when the response body that owns it is dropped.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: Arc<BufferPool>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.buf);
+        // A buffer far larger than what it last held (the org shrank) is released rather than kept.
+        if buf.capacity() > 2 * buf.len().max(1 << 20) {
+            return;
+        }
+        buf.clear();
+        if let Ok(mut free) = self.pool.free.lock() {
+            if free.len() < POOLED_BUFFERS {
+                free.push(buf);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .field("telemetry_path", &self.telemetry_path)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Also registers the `process_*` collector in `registry` (idempotent), so `/metrics` always carries it.
+    pub fn new(store: Store, registry: prometheus::Registry, readiness: Arc<Readiness>, version: &'static str) -> Self {
+        if let Err(e) = super::register_process_metrics(&registry) {
+            tracing::warn!(err = %e, "could not register process metrics");
+        }
+        AppState {
+            store,
+            registry,
+            readiness,
+            telemetry_path: "/metrics".to_owned(),
+            version,
+            summary: None,
+            render_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_RENDERS)),
+            buffers: Arc::new(BufferPool::default()),
+        }
+    }
+
+    pub fn with_telemetry_path(mut self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        // A path without its leading slash would never match a request.
+        self.telemetry_path = if path.starts_with('/') { path } else { format!("/{path}") };
+        self
+    }
+
+    pub fn with_summary(mut self, summary: SummaryFn) -> Self {
+        self.summary = Some(summary);
+        self
+    }
+}
+
+type Body = Full<Bytes>;
+
+/// Serve `app` on `listener` until `shutdown` is cancelled, then drain connections and return.
+pub async fn serve(listener: TcpListener, app: AppState, shutdown: CancellationToken) -> Result<(), ExpositionError> {
+    let addr = listener.local_addr().map_err(ExpositionError::Listener)?;
+    tracing::info!(address = %addr, telemetry_path = %app.telemetry_path, "serving metrics");
+    let app = Arc::new(app);
+    let tracker = TaskTracker::new();
+    loop {
+        let (stream, _peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning, and keep serving.
+                    tracing::warn!(err = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let svc = service_fn(move |req| handle(req, app.clone()));
+            let mut builder = http1::Builder::new();
+            builder.keep_alive(true).timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(err = %e, "connection ended with an error");
+                    }
+                }
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    if tokio::time::timeout(DRAIN_TIMEOUT, conn).await.is_err() {
+                        tracing::debug!("connection still busy after the drain timeout; dropped");
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    tracker.close();
+    tracker.wait().await;
+    tracing::info!("metrics server stopped");
+    Ok(())
+}
+
+fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+fn header(req: &Request<Incoming>, name: http::header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn handle(req: Request<Incoming>, app: Arc<AppState>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path();
+    let known = path == app.telemetry_path || path == "/" || path == "/healthz" || path == "/readyz";
+    if !known {
+        return Ok(text_response(StatusCode::NOT_FOUND, "not found\n"));
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Ok(r);
+    }
+    // hyper drops the body of a HEAD response itself and keeps its Content-Length.
+    let response = if path == app.telemetry_path {
+        metrics(&req, app).await
+    } else if path == "/healthz" {
+        text_response(StatusCode::OK, "ok\n")
+    } else if path == "/readyz" {
+        readyz(&app.readiness)
+    } else {
+        landing(&app)
+    };
+    Ok(response)
+}
+
+fn readyz(readiness: &Readiness) -> Response<Body> {
+    if !readiness.authenticated() {
+        text_response(StatusCode::SERVICE_UNAVAILABLE, "not ready: not authenticated\n")
+    } else if !readiness.seeded() {
+        text_response(StatusCode::SERVICE_UNAVAILABLE, "not ready: first snapshot not loaded\n")
+    } else {
+        text_response(StatusCode::OK, "ready\n")
+    }
+}
+
+async fn metrics(req: &Request<Incoming>, app: Arc<AppState>) -> Response<Body> {
+    let format = format_for(header(req, http::header::ACCEPT));
+    let gzip = wants_gzip(header(req, http::header::ACCEPT_ENCODING));
+    // The semaphore is never closed, so acquiring only fails if that changes; then render without a slot.
+    let permit = app.render_slots.clone().acquire_owned().await.ok();
+    let result = tokio::task::spawn_blocking(move || -> Result<Bytes, ExpositionError> {
+        let _permit = permit;
+        let mut body = app.buffers.take();
+        encode_into(&app.store, &app.registry, format, now_ms(), &mut body.buf)?;
+        if !gzip {
+            // The buffer returns to the pool once hyper has sent and dropped the body.
+            return Ok(Bytes::from_owner(body));
+        }
+        // Fastest level: on a 30 MB scrape the default level costs several times the rendering for a few
+        // percent of size.
+        let mut enc =
+            flate2::write::GzEncoder::new(Vec::with_capacity(body.buf.len() / 8), flate2::Compression::fast());
+        enc.write_all(&body.buf).map_err(ExpositionError::Compress)?;
+        enc.finish().map(Bytes::from).map_err(ExpositionError::Compress)
+    })
+    .await
+    .map_err(ExpositionError::Render)
+    .and_then(|r| r);
+    match result {
+        Ok(body) => {
+            let mut r = Response::new(Full::new(body));
+            let h = r.headers_mut();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type(format)));
+            h.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+            if gzip {
+                h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            r
+        }
+        Err(e) => {
+            tracing::error!(err = %e, kind = e.kind(), "could not produce /metrics");
+            text_response(StatusCode::INTERNAL_SERVER_ERROR, format!("error: {e}\n"))
+        }
+    }
+}
+
+fn html_escape(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn landing(app: &AppState) -> Response<Body> {
+    let s = app.store.summary(now_ms());
+    let r = &app.readiness;
+    let mut rows: Vec<(String, String)> = vec![
+        ("ready".into(), if r.ready() { "yes".into() } else { "no".into() }),
+        ("authenticated".into(), if r.authenticated() { "yes".into() } else { "no".into() }),
+        ("first snapshot loaded".into(), if r.seeded() { "yes".into() } else { "no".into() }),
+        ("queues".into(), s.queues.to_string()),
+        ("stale queues".into(), s.stale.to_string()),
+        ("queues withdrawn (older than max age)".into(), s.withdrawn.to_string()),
+        ("queues by source".into(), format!("stream {}, poll {}, none {}", s.stream, s.poll, s.none)),
+        ("notification channels in use".into(), s.channels.to_string()),
+        ("store version".into(), s.version.to_string()),
+    ];
+    if let Some(extra) = &app.summary {
+        rows.extend(extra());
+    }
+    let mut h = String::with_capacity(2048);
+    h.push_str(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Genesys Cloud Exporter</title>",
+    );
+    h.push_str("<style>body{font-family:sans-serif;margin:2em}td,th{padding:.2em .8em;text-align:left}</style>");
+    h.push_str("</head><body>\n<h1>Genesys Cloud Exporter</h1>\n<p>genesys-cloud-exporter version ");
+    html_escape(&mut h, app.version);
+    h.push_str("</p>\n<ul>\n");
+    for (href, what) in [(app.telemetry_path.as_str(), "Metrics"), ("/healthz", "Health"), ("/readyz", "Readiness")] {
+        h.push_str("<li><a href=\"");
+        html_escape(&mut h, href);
+        h.push_str("\">");
+        h.push_str(what);
+        h.push_str("</a></li>\n");
+    }
+    h.push_str("</ul>\n<h2>State</h2>\n<table>\n");
+    for (k, v) in rows {
+        h.push_str("<tr><th>");
+        html_escape(&mut h, &k);
+        h.push_str("</th><td>");
+        html_escape(&mut h, &v);
+        h.push_str("</td></tr>\n");
+    }
+    let _ = writeln!(h, "</table>\n</body></html>");
+    let mut resp = text_response(StatusCode::OK, h);
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_return_to_the_pool_warm_and_bounded() {
+        let pool = Arc::new(BufferPool::default());
+        let mut a = pool.take();
+        a.buf.extend_from_slice(&[1u8; 4096]);
+        let cap = a.buf.capacity();
+        drop(Bytes::from_owner(a));
+        let b = pool.take();
+        assert!(b.buf.is_empty() && b.buf.capacity() == cap, "the same allocation comes back, cleared");
+        drop(b);
+        // Never more than POOLED_BUFFERS kept.
+        let held: Vec<Pooled> = (0..POOLED_BUFFERS + 2).map(|_| pool.take()).collect();
+        drop(held);
+        assert_eq!(pool.free.lock().map(|f| f.len()).unwrap_or(0), POOLED_BUFFERS);
+        // A buffer much larger than what it held is released.
+        let pool = Arc::new(BufferPool::default());
+        let mut big = pool.take();
+        big.buf.reserve(8 << 20);
+        big.buf.push(1);
+        drop(big);
+        assert_eq!(pool.free.lock().map(|f| f.len()).unwrap_or(1), 0);
+    }
+}

@@ -1,0 +1,240 @@
+//! One queue's state and how an update merges into it.
+//!
+//! Pure data, owned by the store's single writer: no locks, no rendering, no clock reads (the caller passes `now`).
+
+use super::render::RenderedQueue;
+use super::{ApplyOutcome, PresenceTable};
+use crate::model::{AggregateStats, ChannelClock, ObsMetric, QueueMeta, QueueUpdate, Source};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Where one observation value lives. `metric` sorts first so a family's values are one contiguous range.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ObsKey {
+    pub metric: ObsMetric,
+    /// Set only for per-media metrics.
+    pub media: Option<String>,
+    /// Set only for qualified metrics (routing status or presence id, as Genesys spells it).
+    pub qualifier: Option<String>,
+}
+
+/// The aggregates of one media type's current interval.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct IntervalAggs {
+    /// `[start, end)` in epoch ms.
+    pub interval: (i64, i64),
+    /// By (Genesys metric name, qualifier).
+    pub values: BTreeMap<(String, Option<String>), AggregateStats>,
+}
+
+/// The sort key of the published map: queues come out ordered by name, then id.
+pub(crate) type SortKey = (Arc<str>, Arc<str>);
+
+#[derive(Debug)]
+pub(crate) struct QueueState {
+    pub meta: QueueMeta,
+    pub key: SortKey,
+    /// Counts, or start instants (epoch ms) for instant metrics (`None` = nobody).
+    pub obs: BTreeMap<ObsKey, Option<f64>>,
+    /// By media type.
+    pub intervals: BTreeMap<String, IntervalAggs>,
+    pub last_update_ms: Option<i64>,
+    /// The source of the last applied update (the active source is `source`, set by the collector).
+    pub last_source: Source,
+    pub source: Source,
+    pub stale: bool,
+    pub clock: Option<Arc<ChannelClock>>,
+    /// When the queue entered the directory: the age base until something confirms it.
+    pub added_ms: i64,
+    pub version: u64,
+    pub text: Arc<RenderedQueue>,
+}
+
+/// Which media types are kept (empty = all).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MediaFilter(pub Vec<String>);
+
+impl MediaFilter {
+    pub fn allows(&self, media: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|m| m.eq_ignore_ascii_case(media))
+    }
+}
+
+fn is_qualified(m: ObsMetric) -> bool {
+    matches!(
+        m,
+        ObsMetric::UserRoutingStatuses | ObsMetric::OnQueueUsers | ObsMetric::UserPresences | ObsMetric::OffQueueUsers
+    )
+}
+
+pub(crate) fn is_presence(m: ObsMetric) -> bool {
+    matches!(m, ObsMetric::UserPresences | ObsMetric::OffQueueUsers)
+}
+
+impl QueueState {
+    pub fn new(meta: QueueMeta, now_ms: i64) -> Self {
+        let key: SortKey = (Arc::from(meta.name.as_str()), Arc::from(meta.id.as_str()));
+        QueueState {
+            meta,
+            key,
+            obs: BTreeMap::new(),
+            intervals: BTreeMap::new(),
+            last_update_ms: None,
+            last_source: Source::None,
+            source: Source::None,
+            // Nothing has confirmed a new queue yet.
+            stale: true,
+            clock: None,
+            added_ms: now_ms,
+            version: 0,
+            text: Arc::new(RenderedQueue::default()),
+        }
+    }
+
+    /// Merge `update` (already known to be for this queue). Returns whether any rendered value changed.
+    pub fn merge(
+        &mut self,
+        update: QueueUpdate,
+        media: &MediaFilter,
+        presence: &PresenceTable,
+        now_ms: i64,
+        outcome: &mut ApplyOutcome,
+    ) -> bool {
+        let at = update.event_ms.unwrap_or(now_ms);
+        self.last_update_ms = Some(self.last_update_ms.map_or(at, |t| t.max(at)));
+        self.last_source = update.source;
+        // The collector decides which source serves a queue (`set_source`); a REST reconcile of a queue the
+        // stream serves must not flip it to `poll`. The first confirmation of a new queue names its source.
+        if self.source == Source::None && update.source != Source::None {
+            self.source = update.source;
+        }
+
+        let mut changed = false;
+        let mut seen: Vec<ObsKey> = Vec::new();
+        for group in update.groups {
+            let group_media = match group.media_type {
+                Some(m) if !media.allows(&m) => {
+                    outcome.filtered += group.observations.len() + group.aggregates.len();
+                    continue;
+                }
+                m => m,
+            };
+            for o in group.observations {
+                let key_media = if o.metric.per_media_type() {
+                    match &group_media {
+                        Some(m) => Some(m.clone()),
+                        // A per-media metric without a media type has no series to go to.
+                        None => {
+                            outcome.filtered += 1;
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
+                let qualifier = if is_qualified(o.metric) {
+                    match o.qualifier {
+                        Some(q) => Some(q),
+                        // An unqualified total would double-count next to the per-status series.
+                        None => {
+                            outcome.filtered += 1;
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
+                if is_presence(o.metric) {
+                    if let Some(q) = &qualifier {
+                        if !presence.contains_key(q) {
+                            outcome.unknown_presence = true;
+                        }
+                    }
+                }
+                let value = if o.metric.is_instant() { o.value } else { Some(o.value.unwrap_or(0.0)) };
+                let key = ObsKey { metric: o.metric, media: key_media, qualifier };
+                if update.complete {
+                    seen.push(key.clone());
+                }
+                if self.obs.get(&key) != Some(&value) {
+                    self.obs.insert(key, value);
+                    changed = true;
+                }
+            }
+            if let Some(interval) = group.interval {
+                if group.aggregates.is_empty() {
+                    continue;
+                }
+                let Some(m) = group_media else {
+                    // Interval families are per media type; a queue-wide aggregate has no series to go to.
+                    outcome.filtered += group.aggregates.len();
+                    continue;
+                };
+                changed |= self.merge_interval(m, interval, group.aggregates, outcome);
+            }
+        }
+
+        if update.complete {
+            // A complete read is the whole truth: what it does not mention is zero (counts) or nobody (instants).
+            // Series once seen stay, at 0: wallboards want 0, not a gap.
+            seen.sort();
+            for (key, value) in self.obs.iter_mut() {
+                if seen.binary_search(key).is_err() {
+                    let zero = if key.metric.is_instant() { None } else { Some(0.0) };
+                    if *value != zero {
+                        *value = zero;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        changed
+    }
+
+    fn merge_interval(
+        &mut self,
+        media: String,
+        interval: (i64, i64),
+        aggregates: Vec<crate::model::Aggregate>,
+        outcome: &mut ApplyOutcome,
+    ) -> bool {
+        let entry = self.intervals.entry(media).or_insert_with(|| IntervalAggs { interval, values: BTreeMap::new() });
+        if interval.0 < entry.interval.0 {
+            // A late message about an interval already superseded.
+            outcome.old_interval = true;
+            return false;
+        }
+        let mut changed = false;
+        if interval != entry.interval {
+            // A newer interval replaces the old one's values wholesale.
+            entry.interval = interval;
+            entry.values.clear();
+            changed = true;
+        }
+        for a in aggregates {
+            let k = (a.metric, a.qualifier);
+            if entry.values.get(&k) != Some(&a.stats) {
+                entry.values.insert(k, a.stats);
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// The presence ids this queue's values mention.
+    pub fn presence_ids(&self) -> impl Iterator<Item = &str> {
+        self.obs.keys().filter(|k| is_presence(k.metric)).filter_map(|k| k.qualifier.as_deref())
+    }
+
+    /// Change the queue's listing facts. Returns whether the rendered labels change.
+    pub fn set_meta(&mut self, meta: QueueMeta) -> bool {
+        if self.meta == meta {
+            return false;
+        }
+        if self.meta.name != meta.name {
+            self.key = (Arc::from(meta.name.as_str()), self.key.1.clone());
+        }
+        self.meta = meta;
+        true
+    }
+}

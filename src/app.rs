@@ -2,7 +2,9 @@
 //! configuration and runs them until shutdown. The only module that knows every other one (with `main.rs`).
 
 use crate::collector::shard::Shard;
+use crate::cli::{CheckArgs, DemoArgs, OutputFormat, RunArgs};
 use crate::collector::{Collector, CollectorSettings};
+use crate::config::Config;
 use crate::exposition::AppState;
 use crate::genesys::auth::{Credential, TokenSource};
 use crate::genesys::client::{http_client, ApiClient};
@@ -158,17 +160,65 @@ pub fn shard(index: u32, total: u32) -> Shard {
     Shard::new(index, total)
 }
 
+impl ExporterOptions {
+    /// Resolve the options from the configuration (file + environment) and the flags.
+    pub fn from_config(cfg: &Config, shard: Shard, telemetry_path: &str) -> anyhow::Result<Self> {
+        let client_id = cfg.client_id().context("GENESYS_CLIENT_ID is not set")?.to_owned();
+        let client_secret = cfg.client_secret().context("GENESYS_CLIENT_SECRET is not set")?;
+        Ok(ExporterOptions {
+            api_base_url: cfg.api_base_url(),
+            login_base_url: cfg.login_base_url(),
+            client_id,
+            client_secret: Credential::new(client_secret.expose()),
+            budget_share: cfg.api.budget_share,
+            api_timeout: cfg.api.timeout,
+            collector: collector_settings(cfg, shard),
+            store: StoreConfig { media_types: cfg.queues.media_types.clone(), max_age: cfg.freshness.max_age },
+            telemetry_path: telemetry_path.to_owned(),
+        })
+    }
+}
+
+/// The collector's part of the configuration.
+pub fn collector_settings(cfg: &Config, shard: Shard) -> CollectorSettings {
+    CollectorSettings {
+        include: cfg.queues.include.clone(),
+        exclude: cfg.queues.exclude.clone(),
+        divisions: cfg.queues.divisions.clone(),
+        refresh_interval: cfg.queues.refresh_interval,
+        heartbeat_timeout: cfg.freshness.heartbeat_timeout,
+        poll_interval: cfg.freshness.poll_interval,
+        reconcile_interval: cfg.freshness.reconcile_interval,
+        ping_interval: cfg.notifications.ping_interval,
+        topics_per_channel: cfg.notifications.topics_per_channel,
+        max_channels: cfg.notifications.max_channels,
+        shard,
+    }
+}
+
 /// `run` from the command line.
-pub async fn run(_config: crate::config::Config, _args: crate::cli::RunArgs, _shutdown: CancellationToken) -> anyhow::Result<()> {
-    anyhow::bail!("run: not wired yet")
+pub async fn run(config: Config, args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let opts = ExporterOptions::from_config(&config, shard(args.shard.shard, args.shard.total_shards), &args.web.telemetry_path)?;
+    run_with(opts, args.web.listen_address, shutdown).await
 }
 
 /// `demo` from the command line.
-pub async fn demo(_config: crate::config::Config, _args: crate::cli::DemoArgs, _shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn demo(_config: Config, _args: DemoArgs, _shutdown: CancellationToken) -> anyhow::Result<()> {
     anyhow::bail!("demo: not wired yet")
 }
 
 /// `check` from the command line: prints the report; `Ok(true)` when everything passed.
-pub async fn check(_config: crate::config::Config, _args: crate::cli::CheckArgs) -> anyhow::Result<bool> {
-    anyhow::bail!("check: not wired yet")
+pub async fn check(config: Config, args: CheckArgs) -> anyhow::Result<bool> {
+    let opts = ExporterOptions::from_config(&config, shard(args.shard.shard, args.shard.total_shards), "/metrics")?;
+    let metrics = SelfMetrics::new();
+    let http = http_client(opts.api_timeout);
+    let tokens = TokenSource::new(http.clone(), &opts.login_base_url, opts.client_id.clone(), opts.client_secret.clone(), |_| {});
+    let budget = Arc::new(RateBudget::new(opts.budget_share));
+    let api = ApiClient::new(http, &opts.api_base_url, tokens, budget, metrics);
+    let report = crate::check::run(&api, &opts.collector, opts.budget_share).await;
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report).context("report as JSON")?),
+        OutputFormat::Text => print!("{}", report.to_text()),
+    }
+    Ok(report.ok())
 }

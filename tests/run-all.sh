@@ -32,9 +32,11 @@ cargo clippy --all-targets --quiet -- -D warnings
 
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --all-targets --no-fail-fast
+  cargo nextest run --lib --bins --tests --no-fail-fast
 else
-  cargo test --all-targets --no-fail-fast
+  cargo test --lib --bins --tests --no-fail-fast
 fi
+log "benchmarks, tiny size (keeps them compiling and working; figures come from cargo bench, see BENCHMARKS.md)"
+cargo test --quiet --bench scrape -- --quick
 # Doc tests are not run by nextest.
 cargo test --doc --quiet

@@ -1,0 +1,167 @@
+//! Scrape cost: render the queue store as Prometheus text for 100 … 20,000 queues, against two baselines:
+//! copying the same bytes (the floor) and the `prometheus` crate's standard encoder on the same series.
+//!
+//! `cargo bench --bench scrape` prints a table; `cargo bench --bench scrape -- --quick` runs one tiny size (the
+//! test command does this so the bench keeps compiling and working).
+
+use genesys_cloud_exporter::model::{GroupUpdate, ObsMetric, Observation, QueueMeta, QueueUpdate, Source};
+use genesys_cloud_exporter::state::{Format, PresenceDef, Store, StoreConfig};
+use std::time::{Duration, Instant};
+
+const MEDIA: [&str; 5] = ["voice", "chat", "email", "callback", "message"];
+const STATUSES: [&str; 5] = ["IDLE", "INTERACTING", "COMMUNICATING", "NOT_RESPONDING", "OFF_QUEUE"];
+
+fn populate(n: usize) -> Store {
+    let store = Store::new(StoreConfig { media_types: vec![], max_age: Duration::from_secs(3600) });
+    let presences: Vec<PresenceDef> = ["Available", "On Queue", "Break", "Meal", "Offline"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| PresenceDef { id: format!("p{i}"), name: (*n).to_owned(), system_presence: (*n).to_owned() })
+        .collect();
+    store.set_presence_definitions(presences);
+    store.set_queues(
+        (0..n)
+            .map(|i| QueueMeta {
+                id: format!("{i:08x}-0000-4000-8000-{i:012x}"),
+                name: format!("Queue {i:05}"),
+                division_id: format!("d{}", i % 7),
+                division: format!("Division {}", i % 7),
+            })
+            .collect(),
+    );
+    let now = genesys_cloud_exporter::model::now_ms();
+    for i in 0..n {
+        let mut groups = vec![GroupUpdate {
+            media_type: None,
+            observations: STATUSES
+                .iter()
+                .flat_map(|s| {
+                    [ObsMetric::UserRoutingStatuses, ObsMetric::OnQueueUsers].map(|m| Observation {
+                        metric: m,
+                        qualifier: Some((*s).to_owned()),
+                        value: Some((i % 5) as f64),
+                    })
+                })
+                .chain((0..5).flat_map(|p| {
+                    [ObsMetric::UserPresences, ObsMetric::OffQueueUsers].map(|m| Observation {
+                        metric: m,
+                        qualifier: Some(format!("p{p}")),
+                        value: Some(1.0),
+                    })
+                }))
+                .chain([ObsMetric::MemberUsers, ObsMetric::ActiveUsers].map(|m| Observation {
+                    metric: m,
+                    qualifier: None,
+                    value: Some(8.0),
+                }))
+                .collect(),
+            interval: None,
+            aggregates: vec![],
+        }];
+        for m in MEDIA {
+            groups.push(GroupUpdate {
+                media_type: Some(m.to_owned()),
+                observations: [ObsMetric::Waiting, ObsMetric::Alerting, ObsMetric::Interacting]
+                    .map(|o| Observation { metric: o, qualifier: None, value: Some((i % 3) as f64) })
+                    .into_iter()
+                    .chain([Observation {
+                        metric: ObsMetric::LongestWaiting,
+                        qualifier: None,
+                        value: Some((now - 5000) as f64),
+                    }])
+                    .collect(),
+                interval: None,
+                aggregates: vec![],
+            });
+        }
+        store.apply(QueueUpdate {
+            queue_id: format!("{i:08x}-0000-4000-8000-{i:012x}"),
+            source: Source::Poll,
+            event_ms: Some(now),
+            complete: true,
+            groups,
+        });
+    }
+    store
+}
+
+/// The same samples through the `prometheus` crate: one GaugeVec per family, then `TextEncoder`.
+fn prometheus_crate_encode(text: &str) -> Duration {
+    use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
+    use std::collections::BTreeMap;
+    let registry = Registry::new();
+    let mut families: BTreeMap<String, (Vec<String>, Vec<(Vec<String>, f64)>)> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let (head, value) = line.rsplit_once(' ').unwrap_or((line, "0"));
+        let (name, labels) = head.split_once('{').unwrap_or((head, "}"));
+        let labels = labels.trim_end_matches('}');
+        let pairs: Vec<(String, String)> = labels
+            .split("\",")
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| p.split_once('=').map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned())))
+            .collect();
+        let e =
+            families.entry(name.to_owned()).or_insert_with(|| (pairs.iter().map(|p| p.0.clone()).collect(), vec![]));
+        e.1.push((pairs.into_iter().map(|p| p.1).collect(), value.parse().unwrap_or(0.0)));
+    }
+    for (name, (label_names, samples)) in &families {
+        let names: Vec<&str> = label_names.iter().map(String::as_str).collect();
+        let Ok(g) = GaugeVec::new(Opts::new(name.clone(), "help"), &names) else { continue };
+        for (values, v) in samples {
+            let vals: Vec<&str> = values.iter().map(String::as_str).collect();
+            if let Ok(m) = g.get_metric_with_label_values(&vals) {
+                m.set(*v);
+            }
+        }
+        let _ = registry.register(Box::new(g));
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let t = Instant::now();
+    let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
+    t.elapsed()
+}
+
+fn best_of(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    (0..runs).map(|_| f()).min().unwrap_or_default()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes: &[usize] = if quick { &[100] } else { &[100, 1_000, 10_000, 20_000] };
+    println!("| queues | series | bytes | render (best of 5) | memcpy same bytes | ratio | prometheus crate encoder | ratio |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in sizes {
+        let store = populate(n);
+        let mut buf = Vec::new();
+        let now = genesys_cloud_exporter::model::now_ms();
+        store.write_text(Format::Prometheus, now, &mut buf);
+        let series = buf.split(|b| *b == b'\n').filter(|l| !l.is_empty() && l[0] != b'#').count();
+        let render = best_of(5, || {
+            buf.clear();
+            let t = Instant::now();
+            store.write_text(Format::Prometheus, now, &mut buf);
+            t.elapsed()
+        });
+        let mut copy = Vec::with_capacity(buf.len());
+        let memcpy = best_of(5, || {
+            copy.clear();
+            let t = Instant::now();
+            copy.extend_from_slice(std::hint::black_box(&buf));
+            t.elapsed()
+        });
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let crate_time = if quick || n <= 10_000 { Some(prometheus_crate_encode(&text)) } else { None };
+        println!(
+            "| {n} | {series} | {} | {:.2} ms | {:.2} ms | {:.1}× | {} | {} |",
+            buf.len(),
+            render.as_secs_f64() * 1e3,
+            memcpy.as_secs_f64() * 1e3,
+            render.as_secs_f64() / memcpy.as_secs_f64().max(1e-9),
+            crate_time.map_or("—".to_owned(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3)),
+            crate_time.map_or("—".to_owned(), |d| format!(
+                "{:.0}× slower",
+                d.as_secs_f64() / render.as_secs_f64().max(1e-9)
+            )),
+        );
+    }
+}

@@ -1,8 +1,8 @@
 //! Wiring of the long-running commands: builds the client, the store, the collector and the HTTP server from the
 //! configuration and runs them until shutdown. The only module that knows every other one (with `main.rs`).
 
-use crate::collector::shard::Shard;
 use crate::cli::{CheckArgs, DemoArgs, OutputFormat, RunArgs};
+use crate::collector::shard::Shard;
 use crate::collector::{Collector, CollectorSettings};
 use crate::config::Config;
 use crate::exposition::AppState;
@@ -63,7 +63,11 @@ pub struct Exporter {
 
 impl Exporter {
     /// Start collecting and serving on `listener`. Returns at once; `wait` reports how it ended.
-    pub fn start(opts: ExporterOptions, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<Exporter> {
+    pub fn start(
+        opts: ExporterOptions,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Exporter> {
         let addr = listener.local_addr().context("listener address")?;
         let metrics = SelfMetrics::new();
         let store = Store::new(opts.store.clone());
@@ -82,8 +86,9 @@ impl Exporter {
         let api = ApiClient::new(http, &opts.api_base_url, tokens, budget, metrics.clone());
         let collector = Collector::new(api, store.clone(), metrics.clone(), readiness.clone(), opts.collector.clone());
 
-        let app = AppState::new(store.clone(), metrics.registry().clone(), readiness.clone(), env!("CARGO_PKG_VERSION"))
-            .with_telemetry_path(opts.telemetry_path.clone());
+        let app =
+            AppState::new(store.clone(), metrics.registry().clone(), readiness.clone(), env!("CARGO_PKG_VERSION"))
+                .with_telemetry_path(opts.telemetry_path.clone());
 
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
@@ -198,7 +203,11 @@ pub fn collector_settings(cfg: &Config, shard: Shard) -> CollectorSettings {
 
 /// `run` from the command line.
 pub async fn run(config: Config, args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let opts = ExporterOptions::from_config(&config, shard(args.shard.shard, args.shard.total_shards), &args.web.telemetry_path)?;
+    let opts = ExporterOptions::from_config(
+        &config,
+        shard(args.shard.shard, args.shard.total_shards),
+        &args.web.telemetry_path,
+    )?;
     run_with(opts, args.web.listen_address, shutdown).await
 }
 
@@ -212,7 +221,13 @@ pub async fn check(config: Config, args: CheckArgs) -> anyhow::Result<bool> {
     let opts = ExporterOptions::from_config(&config, shard(args.shard.shard, args.shard.total_shards), "/metrics")?;
     let metrics = SelfMetrics::new();
     let http = http_client(opts.api_timeout);
-    let tokens = TokenSource::new(http.clone(), &opts.login_base_url, opts.client_id.clone(), opts.client_secret.clone(), |_| {});
+    let tokens = TokenSource::new(
+        http.clone(),
+        &opts.login_base_url,
+        opts.client_id.clone(),
+        opts.client_secret.clone(),
+        |_| {},
+    );
     let budget = Arc::new(RateBudget::new(opts.budget_share));
     let api = ApiClient::new(http, &opts.api_base_url, tokens, budget, metrics);
     let report = crate::check::run(&api, &opts.collector, opts.budget_share).await;

@@ -5,7 +5,9 @@
 use crate::collector::directory::{self, QueueFilter};
 use crate::collector::seed::QUERY_BATCH;
 use crate::collector::CollectorSettings;
-use crate::genesys::models::{queue_observations_topic, ConversationAggregationQuery, QueryFilter, QueueObservationQuery};
+use crate::genesys::models::{
+    queue_observations_topic, ConversationAggregationQuery, QueryFilter, QueueObservationQuery,
+};
 use crate::genesys::{ApiClient, Error, Priority};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -86,11 +88,16 @@ fn failure(e: &Error) -> (String, Option<String>) {
     match e {
         Error::Auth { .. } => (
             e.to_string(),
-            Some("check GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (a client-credentials OAuth client) and the region".into()),
+            Some(
+                "check GENESYS_CLIENT_ID and GENESYS_CLIENT_SECRET (a client-credentials OAuth client) and the region"
+                    .into(),
+            ),
         ),
         Error::Forbidden { endpoint, .. } => (e.to_string(), Some(permission_fix(endpoint))),
         Error::Http { .. } => (e.to_string(), Some("check GENESYS_REGION / the base URLs and network access".into())),
-        Error::RateLimited { .. } => (e.to_string(), Some("the token's rate limit is exhausted; retry in a minute".into())),
+        Error::RateLimited { .. } => {
+            (e.to_string(), Some("the token's rate limit is exhausted; retry in a minute".into()))
+        }
         _ => (e.to_string(), None),
     }
 }
@@ -100,7 +107,9 @@ pub async fn run(api: &ApiClient, settings: &CollectorSettings, budget_share: f6
     let mut r = CheckReport::default();
 
     match api.tokens().token().await {
-        Ok(t) => r.push("credentials", true, format!("token obtained, valid until unix {:.0}", t.expires_at_unix), None),
+        Ok(t) => {
+            r.push("credentials", true, format!("token obtained, valid until unix {:.0}", t.expires_at_unix), None)
+        }
         Err(e) => {
             let (d, f) = failure(&e);
             r.push("credentials", false, d, f);
@@ -127,8 +136,12 @@ pub async fn run(api: &ApiClient, settings: &CollectorSettings, budget_share: f6
     r.channels_needed = selected.len().div_ceil(per);
     let max = settings.max_channels.clamp(1, 20);
     if selected.is_empty() {
-        r.push("queue selection", false, "no queue matches queues.include/exclude/divisions and this shard".to_owned(),
-            Some("widen queues.include, or check queues.divisions and --shard/--total-shards".into()));
+        r.push(
+            "queue selection",
+            false,
+            "no queue matches queues.include/exclude/divisions and this shard".to_owned(),
+            Some("widen queues.include, or check queues.divisions and --shard/--total-shards".into()),
+        );
     } else if r.channels_needed > max {
         r.push(
             "queue selection",
@@ -199,7 +212,9 @@ pub async fn run(api: &ApiClient, settings: &CollectorSettings, budget_share: f6
                             }),
                         );
                     }
-                    Ok(_) => r.push("notifications", true, "channel created and queue observations topic permitted", None),
+                    Ok(_) => {
+                        r.push("notifications", true, "channel created and queue observations topic permitted", None)
+                    }
                     Err(e) => {
                         let (d, f) = failure(&e);
                         r.push("notifications", false, d, f);
@@ -228,11 +243,19 @@ pub async fn run(api: &ApiClient, settings: &CollectorSettings, budget_share: f6
         r.push(
             "API budget",
             false,
-            format!("{:.1} requests/min needed with healthy streams, budget {:.0}/min", r.requests_per_minute_streaming, r.budget_per_minute),
+            format!(
+                "{:.1} requests/min needed with healthy streams, budget {:.0}/min",
+                r.requests_per_minute_streaming, r.budget_per_minute
+            ),
             Some("raise queues.refresh_interval and freshness.reconcile_interval, or api.budget_share".into()),
         );
     } else {
-        r.push("API budget", true, format!("{:.1} of {:.0} requests/min", r.requests_per_minute_streaming, r.budget_per_minute), None);
+        r.push(
+            "API budget",
+            true,
+            format!("{:.1} of {:.0} requests/min", r.requests_per_minute_streaming, r.budget_per_minute),
+            None,
+        );
     }
     r
 }

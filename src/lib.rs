@@ -15,8 +15,8 @@
 //! `exposition` reads `state`; `sim` uses `genesys::models` only.
 
 pub mod app;
-pub mod cli;
 pub mod check;
+pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod exposition;

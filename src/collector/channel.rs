@@ -42,9 +42,14 @@ const MAX_HELD_BACK: usize = 100_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Exit {
     /// Reconnect to the same `connectUri`; `immediate` skips the backoff (maintenance warning).
-    Reconnect { reason: &'static str, immediate: bool },
+    Reconnect {
+        reason: &'static str,
+        immediate: bool,
+    },
     /// The channel is gone: create a new one.
-    NewChannel { reason: &'static str },
+    NewChannel {
+        reason: &'static str,
+    },
     Shutdown,
 }
 
@@ -66,9 +71,15 @@ impl ChannelInfo {
 
 /// Results of REST work done beside an open socket.
 enum Side {
-    Reseed { ids: Vec<String>, result: Result<ReadResult, Error> },
+    Reseed {
+        ids: Vec<String>,
+        result: Result<ReadResult, Error>,
+    },
     /// A periodic full read while the stream is healthy, compared with what the stream said.
-    Reconciled { ids: Vec<String>, result: Result<ReadResult, Error> },
+    Reconciled {
+        ids: Vec<String>,
+        result: Result<ReadResult, Error>,
+    },
     Renewed(Result<Vec<ChannelTopic>, Error>),
     ReseedRetry(Vec<String>),
 }
@@ -464,7 +475,8 @@ impl ChannelRunner {
             Ok(Frame::Pong) => m.with_label_values(&["pong"]).inc(),
             Ok(Frame::Reply) | Ok(Frame::Metadata(_)) => m.with_label_values(&["other"]).inc(),
             Ok(Frame::Queue(d)) => {
-                let kind = if d.update.groups.iter().any(|g| g.interval.is_some()) { "aggregates" } else { "observations" };
+                let kind =
+                    if d.update.groups.iter().any(|g| g.interval.is_some()) { "aggregates" } else { "observations" };
                 m.with_label_values(&[kind]).inc();
                 if reseeding && held_back.len() < MAX_HELD_BACK {
                     held_back.push(d);
@@ -511,7 +523,9 @@ type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsSt
 #[derive(Debug)]
 enum ConnectError {
     /// The upgrade was refused in a way that means the channel (or its token) is gone.
-    ChannelGone { status: u16 },
+    ChannelGone {
+        status: u16,
+    },
     Failed(String),
 }
 

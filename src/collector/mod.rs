@@ -382,7 +382,13 @@ impl Collector {
         let removed: HashSet<String> = change.removed.iter().cloned().collect();
         self.shared.forget(&removed);
         if !change.added.is_empty() || !change.removed.is_empty() || !change.renamed.is_empty() {
-            tracing::info!(added = change.added.len(), removed = change.removed.len(), renamed = change.renamed.len(), total = ids.len(), "queue directory updated");
+            tracing::info!(
+                added = change.added.len(),
+                removed = change.removed.len(),
+                renamed = change.renamed.len(),
+                total = ids.len(),
+                "queue directory updated"
+            );
         }
         self.shared.readiness.set_seeded(lock(&self.shared.unseeded).is_empty());
     }

@@ -61,7 +61,9 @@ impl Reader {
             let q = self.observation_query(batch);
             let resp = match self.api.observations_query(&q, priority).await {
                 Err(Error::Status { status: 400, .. }) if self.longest_metrics.swap(false, Ordering::Relaxed) => {
-                    tracing::warn!("observations query rejected oLongestWaiting/oLongestInteracting; using detail observations");
+                    tracing::warn!(
+                        "observations query rejected oLongestWaiting/oLongestInteracting; using detail observations"
+                    );
                     self.api.observations_query(&self.observation_query(batch), priority).await?
                 }
                 r => r?,

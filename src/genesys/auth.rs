@@ -158,8 +158,11 @@ impl TokenSource {
 
     async fn fetch(&self) -> Result<Token> {
         const ENDPOINT: &str = "oauth_token";
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", self.client_id, self.client_secret.expose()));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            self.client_id,
+            self.client_secret.expose()
+        ));
         let started = Instant::now();
         let resp = self
             .http
@@ -190,7 +193,13 @@ impl TokenSource {
             return if status == 400 || status == 401 || status == 403 {
                 Err(Error::Auth { status, reason })
             } else {
-                Err(Error::Status { endpoint: ENDPOINT, status, code: "login".into(), message: reason, context_id: None })
+                Err(Error::Status {
+                    endpoint: ENDPOINT,
+                    status,
+                    code: "login".into(),
+                    message: reason,
+                    context_id: None,
+                })
             };
         }
         let parsed: TokenResponse =

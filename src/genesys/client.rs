@@ -111,7 +111,9 @@ impl ApiClient {
                     if bytes.is_empty() || method == reqwest::Method::HEAD {
                         return Ok(None);
                     }
-                    return serde_json::from_slice(&bytes).map(Some).map_err(|source| Error::Decode { endpoint, source });
+                    return serde_json::from_slice(&bytes)
+                        .map(Some)
+                        .map_err(|source| Error::Decode { endpoint, source });
                 }
                 401 if !retried_auth => {
                     // The token expired early or was revoked: log in again once, then give up.
@@ -188,7 +190,13 @@ impl ApiClient {
     pub async fn presence_definitions(&self) -> Result<Vec<PresenceDefinition>> {
         let url = self.url("/api/v2/presence/definitions");
         match self
-            .send::<PresenceDefinitionListing>("presence_definitions", Priority::Discovery, reqwest::Method::GET, &url, None::<&()>)
+            .send::<PresenceDefinitionListing>(
+                "presence_definitions",
+                Priority::Discovery,
+                reqwest::Method::GET,
+                &url,
+                None::<&()>,
+            )
             .await
         {
             Ok(l) => Ok(l.unwrap_or_default().entities),
@@ -228,13 +236,23 @@ impl ApiClient {
 
     /// Replace the channel's subscriptions. With `ignore_errors`, topics the client may not read come back
     /// `Rejected` instead of failing the whole request with 403.
-    pub async fn put_subscriptions(&self, channel_id: &str, topics: &[String], ignore_errors: bool) -> Result<Vec<ChannelTopic>> {
-        let url = self.url(&format!(
-            "/api/v2/notifications/channels/{channel_id}/subscriptions?ignoreErrors={ignore_errors}"
-        ));
+    pub async fn put_subscriptions(
+        &self,
+        channel_id: &str,
+        topics: &[String],
+        ignore_errors: bool,
+    ) -> Result<Vec<ChannelTopic>> {
+        let url = self
+            .url(&format!("/api/v2/notifications/channels/{channel_id}/subscriptions?ignoreErrors={ignore_errors}"));
         let body: Vec<ChannelTopic> = topics.iter().map(|t| ChannelTopic::request(t.clone())).collect();
         Ok(self
-            .send::<ChannelTopicEntityListing>("notifications_subscriptions", Priority::Channel, reqwest::Method::PUT, &url, Some(&body))
+            .send::<ChannelTopicEntityListing>(
+                "notifications_subscriptions",
+                Priority::Channel,
+                reqwest::Method::PUT,
+                &url,
+                Some(&body),
+            )
             .await?
             .unwrap_or_default()
             .entities)
@@ -243,12 +261,22 @@ impl ApiClient {
     /// Remove every subscription of a channel (used by `check`, which must not leave a subscribed channel behind).
     pub async fn delete_subscriptions(&self, channel_id: &str) -> Result<()> {
         let url = self.url(&format!("/api/v2/notifications/channels/{channel_id}/subscriptions"));
-        self.send::<serde_json::Value>("notifications_subscriptions", Priority::Channel, reqwest::Method::DELETE, &url, None::<&()>)
-            .await
-            .map(|_| ())
+        self.send::<serde_json::Value>(
+            "notifications_subscriptions",
+            Priority::Channel,
+            reqwest::Method::DELETE,
+            &url,
+            None::<&()>,
+        )
+        .await
+        .map(|_| ())
     }
 
-    pub async fn observations_query(&self, q: &QueueObservationQuery, priority: Priority) -> Result<QueueObservationQueryResponse> {
+    pub async fn observations_query(
+        &self,
+        q: &QueueObservationQuery,
+        priority: Priority,
+    ) -> Result<QueueObservationQueryResponse> {
         let url = self.url("/api/v2/analytics/queues/observations/query");
         Ok(self.send("observations_query", priority, reqwest::Method::POST, &url, Some(q)).await?.unwrap_or_default())
     }

@@ -27,7 +27,11 @@ pub enum Frame {
     /// `v2.system.socket_closing`: reconnect now, the server closes in about a minute.
     SocketClosing,
     /// Another `v2.system.*` message.
-    System { topic: String, kind: SystemKind, message: SystemMessage },
+    System {
+        topic: String,
+        kind: SystemKind,
+        message: SystemMessage,
+    },
     /// A reply to a socket-level request (`{"result":"200",...}`).
     Reply,
     /// Another `channel.metadata` message.
@@ -91,8 +95,8 @@ pub fn decode_frame(text: &str) -> Result<Frame, DecodeError> {
     };
     let body = env.event_body.map(|b| b.get()).unwrap_or("null");
     if topic == CHANNEL_METADATA_TOPIC {
-        let m: ChannelMetadata = serde_json::from_str(body)
-            .map_err(|source| DecodeError::WrongType { topic: topic.to_owned(), source })?;
+        let m: ChannelMetadata =
+            serde_json::from_str(body).map_err(|source| DecodeError::WrongType { topic: topic.to_owned(), source })?;
         return Ok(match m.message.as_str() {
             HEARTBEAT_MESSAGE => Frame::Heartbeat,
             PONG_MESSAGE => Frame::Pong,
@@ -100,8 +104,8 @@ pub fn decode_frame(text: &str) -> Result<Frame, DecodeError> {
         });
     }
     if let Some(queue_id) = queue_id_of_topic(topic) {
-        let n: StatsNotification = serde_json::from_str(body)
-            .map_err(|source| DecodeError::WrongType { topic: topic.to_owned(), source })?;
+        let n: StatsNotification =
+            serde_json::from_str(body).map_err(|source| DecodeError::WrongType { topic: topic.to_owned(), source })?;
         return Ok(Frame::Queue(decode_stats_notification(queue_id, n)));
     }
     if topic == SOCKET_CLOSING_TOPIC {
@@ -150,14 +154,25 @@ pub fn decode_stats_notification(queue_id: &str, n: StatsNotification) -> Decode
                     None => unknown_metrics.push(m.metric),
                 }
             }
-            groups.push(GroupUpdate { media_type: media_type.clone(), observations: obs, interval: None, aggregates: vec![] });
+            groups.push(GroupUpdate {
+                media_type: media_type.clone(),
+                observations: obs,
+                interval: None,
+                aggregates: vec![],
+            });
         } else {
             let aggregates = entry.metrics.into_iter().map(aggregate).collect();
             groups.push(GroupUpdate { media_type: media_type.clone(), observations: vec![], interval, aggregates });
         }
     }
     Decoded {
-        update: QueueUpdate { queue_id: queue_id.to_owned(), source: Source::Stream, event_ms, complete: false, groups },
+        update: QueueUpdate {
+            queue_id: queue_id.to_owned(),
+            source: Source::Stream,
+            event_ms,
+            complete: false,
+            groups,
+        },
         unknown_metrics,
         bad_metrics,
     }
@@ -215,7 +230,13 @@ pub fn decode_observation_query(resp: QueueObservationQueryResponse, now_ms: i64
         let Some(queue_id) = container.group.get("queueId").cloned() else { continue };
         let media_type = container.group.get("mediaType").cloned();
         let d = by_queue.entry(queue_id.clone()).or_insert_with(|| Decoded {
-            update: QueueUpdate { queue_id, source: Source::Poll, event_ms: Some(now_ms), complete: true, groups: vec![] },
+            update: QueueUpdate {
+                queue_id,
+                source: Source::Poll,
+                event_ms: Some(now_ms),
+                complete: true,
+                groups: vec![],
+            },
             unknown_metrics: vec![],
             bad_metrics: vec![],
         });
@@ -346,19 +367,32 @@ mod tests {
             decode_frame(r#"{"topicName":"channel.metadata","eventBody":{"message":"WebSocket Heartbeat"}}"#).unwrap(),
             Frame::Heartbeat
         );
-        assert_eq!(decode_frame(r#"{"topicName":"channel.metadata","eventBody":{"message":"pong"}}"#).unwrap(), Frame::Pong);
-        assert_eq!(decode_frame(r#"{"topicName":"v2.system.socket_closing","eventBody":{}}"#).unwrap(), Frame::SocketClosing);
+        assert_eq!(
+            decode_frame(r#"{"topicName":"channel.metadata","eventBody":{"message":"pong"}}"#).unwrap(),
+            Frame::Pong
+        );
+        assert_eq!(
+            decode_frame(r#"{"topicName":"v2.system.socket_closing","eventBody":{}}"#).unwrap(),
+            Frame::SocketClosing
+        );
         assert_eq!(decode_frame(r#"{"result":"200","status":"subscribed"}"#).unwrap(), Frame::Reply);
-        let f = decode_frame(r#"{"topicName":"v2.system.token_revoked.x","eventBody":{"systemTopicType":"token_revoked"}}"#);
+        let f = decode_frame(
+            r#"{"topicName":"v2.system.token_revoked.x","eventBody":{"systemTopicType":"token_revoked"}}"#,
+        );
         assert!(matches!(f, Ok(Frame::System { kind: SystemKind::TokenRevoked, .. })));
     }
 
     #[test]
     fn bad_frames_have_kinds() {
         assert_eq!(decode_frame("{not json").unwrap_err().kind(), "malformed");
-        assert_eq!(decode_frame(r#"{"topicName":"v2.users.x.presence","eventBody":{}}"#).unwrap_err().kind(), "unknown_topic");
         assert_eq!(
-            decode_frame(r#"{"topicName":"v2.analytics.queues.q.observations","eventBody":{"data":"nope"}}"#).unwrap_err().kind(),
+            decode_frame(r#"{"topicName":"v2.users.x.presence","eventBody":{}}"#).unwrap_err().kind(),
+            "unknown_topic"
+        );
+        assert_eq!(
+            decode_frame(r#"{"topicName":"v2.analytics.queues.q.observations","eventBody":{"data":"nope"}}"#)
+                .unwrap_err()
+                .kind(),
             "wrong_type"
         );
         assert_eq!(decode_frame(&"x".repeat(MAX_FRAME_BYTES + 1)).unwrap_err().kind(), "oversized");

@@ -90,7 +90,9 @@ fn prometheus_crate_encode(text: &str) -> Duration {
     use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
     use std::collections::BTreeMap;
     let registry = Registry::new();
-    let mut families: BTreeMap<String, (Vec<String>, Vec<(Vec<String>, f64)>)> = BTreeMap::new();
+    /// Label names, then (label values, value) per sample.
+    type Family = (Vec<String>, Vec<(Vec<String>, f64)>);
+    let mut families: BTreeMap<String, Family> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
         let (head, value) = line.rsplit_once(' ').unwrap_or((line, "0"));
         let (name, labels) = head.split_once('{').unwrap_or((head, "}"));

@@ -213,7 +213,7 @@ pub async fn run(config: Config, args: RunArgs, shutdown: CancellationToken) -> 
 
 /// `demo` from the command line.
 pub async fn demo(_config: Config, _args: DemoArgs, _shutdown: CancellationToken) -> anyhow::Result<()> {
-    anyhow::bail!("demo: not wired yet")
+    anyhow::bail!("demo needs the built-in simulator, which is not in this build yet; use `run` against an org")
 }
 
 /// `check` from the command line: prints the report; `Ok(true)` when everything passed.

@@ -272,26 +272,7 @@ impl PresenceDefinition {
 /// Normalise every spelling of a system presence to lower snake case: `On Queue`, `ON_QUEUE`, `OnQueue`, `on-queue`
 /// → `on_queue`.
 pub fn normalize_system_presence(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    let mut prev_lower = false;
-    for c in s.trim().chars() {
-        if c == ' ' || c == '-' || c == '_' {
-            if !out.ends_with('_') && !out.is_empty() {
-                out.push('_');
-            }
-            prev_lower = false;
-        } else if c.is_uppercase() {
-            if prev_lower && !out.ends_with('_') {
-                out.push('_');
-            }
-            out.extend(c.to_lowercase());
-            prev_lower = false;
-        } else {
-            out.push(c);
-            prev_lower = c.is_lowercase() || c.is_ascii_digit();
-        }
-    }
-    out
+    crate::model::snake_case(s)
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -97,32 +97,7 @@ pub fn write_ms_as_seconds(out: &mut Vec<u8>, ms: i64) {
     }
 }
 
-/// Lower snake case for label values: `NOT_RESPONDING` → `not_responding`, `On Queue` / `OnQueue` → `on_queue`.
-pub fn snake_case(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 4);
-    let mut prev_lower = false;
-    for c in s.trim().chars() {
-        if c == ' ' || c == '-' || c == '_' {
-            if !out.is_empty() && !out.ends_with('_') {
-                out.push('_');
-            }
-            prev_lower = false;
-        } else if c.is_uppercase() {
-            if prev_lower && !out.ends_with('_') {
-                out.push('_');
-            }
-            out.extend(c.to_lowercase());
-            prev_lower = false;
-        } else {
-            out.push(c);
-            prev_lower = c.is_lowercase() || c.is_ascii_digit();
-        }
-    }
-    while out.ends_with('_') {
-        out.pop();
-    }
-    out
-}
+pub use crate::model::snake_case;
 
 #[cfg(test)]
 mod tests {

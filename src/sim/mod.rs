@@ -1,5 +1,7 @@
 //! A fake Genesys Cloud org. (Being written: see SimArgs for the command-line surface.)
 
+pub mod model;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

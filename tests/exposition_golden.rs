@@ -13,7 +13,6 @@ use genesys_cloud_exporter::model::{
 };
 use genesys_cloud_exporter::state::{PresenceDef, Store, StoreConfig};
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
-use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -276,7 +275,7 @@ fn golden_prometheus_text() {
 #[test]
 fn golden_openmetrics_text() {
     let text = render(&fixture_store(), &fixed_registry(), Format::OpenMetrics);
-    check_om(&text);
+    prom::check_om(&text);
     check_golden("metrics-openmetrics.prom", &text);
 }
 
@@ -313,7 +312,7 @@ fn fixture_values_mean_what_they_should() {
 /// The real output (store + the exporter's registry with process metrics) must pass `promtool check metrics`.
 #[test]
 fn promtool_accepts_the_prometheus_text() {
-    let Some(promtool) = find_promtool() else {
+    let Some(promtool) = prom::find_promtool() else {
         if std::env::var_os("CI").is_some() {
             panic!("promtool is not on PATH and CI is set: install it (Debian package `prometheus`)");
         }
@@ -324,10 +323,10 @@ fn promtool_accepts_the_prometheus_text() {
     exposition::register_process_metrics(metrics.registry()).unwrap();
     let text = render(&fixture_store(), metrics.registry(), Format::Prometheus);
     assert!(text.contains("process_start_time_seconds"), "process metrics missing");
-    let (ok, out) = run_promtool(&promtool, &text);
+    let (ok, out) = prom::run_promtool(&promtool, &text);
     assert!(ok, "promtool check metrics failed:\n{out}");
     // And the golden file itself.
-    let (ok, out) = run_promtool(&promtool, &render(&fixture_store(), &fixed_registry(), Format::Prometheus));
+    let (ok, out) = prom::run_promtool(&promtool, &render(&fixture_store(), &fixed_registry(), Format::Prometheus));
     assert!(ok, "promtool check metrics failed on the golden text:\n{out}");
 }
 
@@ -338,7 +337,7 @@ fn openmetrics_real_output_is_well_formed() {
     metrics.notification_delivery_latency_seconds.observe(0.2);
     metrics.api_request_duration_seconds.with_label_values(&["observations_query"]).observe(0.3);
     let text = render(&fixture_store(), metrics.registry(), Format::OpenMetrics);
-    check_om(&text);
+    prom::check_om(&text);
     assert!(text.contains("# TYPE process_cpu_seconds counter\n"));
     assert!(text.contains("\nprocess_cpu_seconds_total "));
 }
@@ -356,103 +355,8 @@ fn the_om_checker_rejects_broken_text() {
         ("text after eof", "# TYPE a gauge\na 1\n# EOF\na 2\n"),
     ];
     for (why, text) in bad {
-        let r = std::panic::catch_unwind(|| check_om(text));
+        let r = std::panic::catch_unwind(|| prom::check_om(text));
         assert!(r.is_err(), "accepted broken OpenMetrics ({why})");
     }
-    check_om("# HELP a_seconds x\n# TYPE a_seconds gauge\n# UNIT a_seconds seconds\na_seconds 1\n# EOF\n");
-}
-
-fn find_promtool() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("promtool")).find(|p| p.is_file())
-}
-
-fn run_promtool(promtool: &PathBuf, text: &str) -> (bool, String) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let msg = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), msg)
-}
-
-/// Structural check of OpenMetrics 1.0 text; panics with the offending line.
-fn check_om(text: &str) {
-    assert!(text.ends_with("# EOF\n"), "OpenMetrics must end with # EOF");
-    let body = &text[..text.len() - "# EOF\n".len()];
-    assert!(!body.contains("# EOF"), "# EOF before the end");
-    let mut types: BTreeMap<String, String> = BTreeMap::new();
-    let mut done: HashSet<String> = HashSet::new();
-    let mut current: Option<String> = None;
-    let mut in_samples = false;
-    let mut inf_buckets: HashSet<String> = HashSet::new();
-    let mut bucket_series: HashSet<String> = HashSet::new();
-    for line in body.lines() {
-        assert!(!line.is_empty(), "blank line in OpenMetrics");
-        if let Some(meta) = line.strip_prefix("# ") {
-            let mut parts = meta.splitn(3, ' ');
-            let (kw, name, rest) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            assert!(matches!(kw, "HELP" | "TYPE" | "UNIT"), "unknown metadata {line:?}");
-            if current.as_deref() != Some(name) {
-                if let Some(c) = current.take() {
-                    done.insert(c);
-                }
-                assert!(!done.contains(name), "family {name} appears twice");
-                current = Some(name.to_owned());
-                in_samples = false;
-            }
-            assert!(!in_samples, "metadata after samples: {line:?}");
-            match kw {
-                "TYPE" => {
-                    assert!(
-                        matches!(rest, "counter" | "gauge" | "histogram" | "summary" | "unknown" | "info" | "stateset"),
-                        "bad type {line:?}"
-                    );
-                    assert!(types.insert(name.to_owned(), rest.to_owned()).is_none(), "second TYPE for {name}");
-                    if rest == "counter" {
-                        assert!(!name.ends_with("_total"), "counter family {name} must not end in _total");
-                    }
-                }
-                "UNIT" => assert!(name.ends_with(&format!("_{rest}")), "{name} does not end with its unit {rest}"),
-                _ => {}
-            }
-            continue;
-        }
-        let sample_name = line.split(['{', ' ']).next().unwrap_or("");
-        let family = current.clone().unwrap_or_else(|| panic!("sample before any metadata: {line:?}"));
-        in_samples = true;
-        let ty = types.get(&family).map(String::as_str).unwrap_or("unknown");
-        let suffix = sample_name
-            .strip_prefix(family.as_str())
-            .unwrap_or_else(|| panic!("sample {sample_name} outside its family {family} (interleaved families?)"));
-        let allowed: &[&str] = match ty {
-            "counter" => &["_total", "_created"],
-            "histogram" => &["_bucket", "_sum", "_count", "_created"],
-            "summary" => &["", "_sum", "_count", "_created"],
-            "info" => &["_info"],
-            _ => &[""],
-        };
-        assert!(allowed.contains(&suffix), "sample {sample_name} not allowed in {ty} family {family}");
-        let parsed = prom::parse(line);
-        assert_eq!(parsed.len(), 1, "unparsable sample {line:?}");
-        if suffix == "_bucket" {
-            let mut labels = parsed[0].labels.clone();
-            let le = labels.remove("le").unwrap_or_else(|| panic!("bucket without le: {line:?}"));
-            let key = format!("{family}{labels:?}");
-            bucket_series.insert(key.clone());
-            if le == "+Inf" {
-                inf_buckets.insert(key);
-            }
-        }
-    }
-    for s in &bucket_series {
-        assert!(inf_buckets.contains(s), "histogram series {s} has no +Inf bucket");
-    }
+    prom::check_om("# HELP a_seconds x\n# TYPE a_seconds gauge\n# UNIT a_seconds seconds\na_seconds 1\n# EOF\n");
 }

@@ -1,6 +1,7 @@
 //! A small parser of the Prometheus text format for assertions: samples with their labels.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -96,4 +97,100 @@ pub fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f6
     let first = found.next()?;
     assert!(found.next().is_none(), "more than one {name} sample matches {want:?}");
     Some(first.value)
+}
+
+/// `promtool` on PATH (Debian package `prometheus`).
+pub fn find_promtool() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join("promtool")).find(|p| p.is_file())
+}
+
+pub fn run_promtool(promtool: &PathBuf, text: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let msg = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), msg)
+}
+
+/// Structural check of OpenMetrics 1.0 text; panics with the offending line.
+pub fn check_om(text: &str) {
+    assert!(text.ends_with("# EOF\n"), "OpenMetrics must end with # EOF");
+    let body = &text[..text.len() - "# EOF\n".len()];
+    assert!(!body.contains("# EOF"), "# EOF before the end");
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    let mut done: HashSet<String> = HashSet::new();
+    let mut current: Option<String> = None;
+    let mut in_samples = false;
+    let mut inf_buckets: HashSet<String> = HashSet::new();
+    let mut bucket_series: HashSet<String> = HashSet::new();
+    for line in body.lines() {
+        assert!(!line.is_empty(), "blank line in OpenMetrics");
+        if let Some(meta) = line.strip_prefix("# ") {
+            let mut parts = meta.splitn(3, ' ');
+            let (kw, name, rest) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            assert!(matches!(kw, "HELP" | "TYPE" | "UNIT"), "unknown metadata {line:?}");
+            if current.as_deref() != Some(name) {
+                if let Some(c) = current.take() {
+                    done.insert(c);
+                }
+                assert!(!done.contains(name), "family {name} appears twice");
+                current = Some(name.to_owned());
+                in_samples = false;
+            }
+            assert!(!in_samples, "metadata after samples: {line:?}");
+            match kw {
+                "TYPE" => {
+                    assert!(
+                        matches!(rest, "counter" | "gauge" | "histogram" | "summary" | "unknown" | "info" | "stateset"),
+                        "bad type {line:?}"
+                    );
+                    assert!(types.insert(name.to_owned(), rest.to_owned()).is_none(), "second TYPE for {name}");
+                    if rest == "counter" {
+                        assert!(!name.ends_with("_total"), "counter family {name} must not end in _total");
+                    }
+                }
+                "UNIT" => assert!(name.ends_with(&format!("_{rest}")), "{name} does not end with its unit {rest}"),
+                _ => {}
+            }
+            continue;
+        }
+        let sample_name = line.split(['{', ' ']).next().unwrap_or("");
+        let family = current.clone().unwrap_or_else(|| panic!("sample before any metadata: {line:?}"));
+        in_samples = true;
+        let ty = types.get(&family).map(String::as_str).unwrap_or("unknown");
+        let suffix = sample_name
+            .strip_prefix(family.as_str())
+            .unwrap_or_else(|| panic!("sample {sample_name} outside its family {family} (interleaved families?)"));
+        let allowed: &[&str] = match ty {
+            "counter" => &["_total", "_created"],
+            "histogram" => &["_bucket", "_sum", "_count", "_created"],
+            "summary" => &["", "_sum", "_count", "_created"],
+            "info" => &["_info"],
+            _ => &[""],
+        };
+        assert!(allowed.contains(&suffix), "sample {sample_name} not allowed in {ty} family {family}");
+        let parsed = parse(line);
+        assert_eq!(parsed.len(), 1, "unparsable sample {line:?}");
+        if suffix == "_bucket" {
+            let mut labels = parsed[0].labels.clone();
+            let le = labels.remove("le").unwrap_or_else(|| panic!("bucket without le: {line:?}"));
+            let key = format!("{family}{labels:?}");
+            bucket_series.insert(key.clone());
+            if le == "+Inf" {
+                inf_buckets.insert(key);
+            }
+        }
+    }
+    for s in &bucket_series {
+        assert!(inf_buckets.contains(s), "histogram series {s} has no +Inf bucket");
+    }
 }

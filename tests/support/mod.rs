@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod prom;
+pub mod promstack;
 pub mod truth;
 
 use genesys_cloud_exporter::app::{Exporter, ExporterOptions};

@@ -36,7 +36,9 @@ pub fn diff(samples: &[Sample], truth: &Value, interval: bool) -> Vec<String> {
         };
         let get = |name: &str, want: &[(&str, &str)]| -> Option<f64> {
             qs.iter()
-                .filter(|s| s.name == name && want.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+                .filter(|s| {
+                    s.name == name && want.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+                })
                 .map(|s| s.value)
                 .reduce(|a, b| a + b)
         };
@@ -59,7 +61,9 @@ pub fn diff(samples: &[Sample], truth: &Value, interval: bool) -> Vec<String> {
         }
         check("members".into(), get("genesys_queue_member_agents", &[]), num(&q["members"]));
         check("active".into(), get("genesys_queue_active_agents", &[]), num(&q["active"]));
-        for (metric, key) in [("genesys_queue_agents", "routing_statuses"), ("genesys_queue_on_queue_agents", "on_queue")] {
+        for (metric, key) in
+            [("genesys_queue_agents", "routing_statuses"), ("genesys_queue_on_queue_agents", "on_queue")]
+        {
             let truth_map = q[key].as_object().cloned().unwrap_or_default();
             for (status, n) in &truth_map {
                 check(format!("{metric}{{{status}}}"), get(metric, &[("routing_status", &lower(status))]), num(n));
@@ -71,14 +75,20 @@ pub fn diff(samples: &[Sample], truth: &Value, interval: bool) -> Vec<String> {
                 }
             }
         }
-        for (metric, key) in [("genesys_queue_presence_agents", "presences"), ("genesys_queue_off_queue_agents", "off_queue")] {
+        for (metric, key) in
+            [("genesys_queue_presence_agents", "presences"), ("genesys_queue_off_queue_agents", "off_queue")]
+        {
             let mut want: BTreeMap<(String, String), f64> = BTreeMap::new();
             for (pid, n) in q[key].as_object().cloned().unwrap_or_default() {
                 let labels = presence.get(&pid).cloned().unwrap_or(("unknown".into(), "unknown".into()));
                 *want.entry(labels).or_default() += num(&n);
             }
             for ((name, sp), n) in &want {
-                check(format!("{metric}{{{name},{sp}}}"), get(metric, &[("presence", name), ("system_presence", sp)]), *n);
+                check(
+                    format!("{metric}{{{name},{sp}}}"),
+                    get(metric, &[("presence", name), ("system_presence", sp)]),
+                    *n,
+                );
             }
             for s in qs.iter().filter(|s| s.name == metric) {
                 let k = (s.label("presence").to_owned(), s.label("system_presence").to_owned());
@@ -94,7 +104,11 @@ pub fn diff(samples: &[Sample], truth: &Value, interval: bool) -> Vec<String> {
             check(format!("interacting[{media}]"), get("genesys_queue_interacting", &mt), num(&m["interacting"]));
             if interval {
                 let i = &m["interval"];
-                check(format!("interval_offered[{media}]"), get("genesys_queue_interval_offered", &mt), num(&i["offered"]));
+                check(
+                    format!("interval_offered[{media}]"),
+                    get("genesys_queue_interval_offered", &mt),
+                    num(&i["offered"]),
+                );
                 check(
                     format!("interval_answered[{media}]"),
                     get("genesys_queue_interval_answered", &mt),

@@ -5,7 +5,7 @@ use crate::cli::{CheckArgs, DemoArgs, OutputFormat, RunArgs};
 use crate::collector::shard::Shard;
 use crate::collector::{Collector, CollectorSettings};
 use crate::config::Config;
-use crate::exposition::AppState;
+use crate::exposition::{AppState, WebConfig};
 use crate::genesys::auth::{Credential, TokenSource};
 use crate::genesys::client::{http_client, ApiClient};
 use crate::genesys::RateBudget;
@@ -32,6 +32,8 @@ pub struct ExporterOptions {
     pub collector: CollectorSettings,
     pub store: StoreConfig,
     pub telemetry_path: String,
+    /// `--web.config.file`, loaded: TLS, basic auth, response headers.
+    pub web: WebConfig,
 }
 
 impl ExporterOptions {
@@ -47,6 +49,7 @@ impl ExporterOptions {
             collector: CollectorSettings::default(),
             store: StoreConfig::default(),
             telemetry_path: "/metrics".to_owned(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -88,7 +91,8 @@ impl Exporter {
 
         let app =
             AppState::new(store.clone(), metrics.registry().clone(), readiness.clone(), env!("CARGO_PKG_VERSION"))
-                .with_telemetry_path(opts.telemetry_path.clone());
+                .with_telemetry_path(opts.telemetry_path.clone())
+                .with_web_config(opts.web.clone());
 
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
@@ -180,6 +184,7 @@ impl ExporterOptions {
             collector: collector_settings(cfg, shard),
             store: StoreConfig { media_types: cfg.queues.media_types.clone(), max_age: cfg.freshness.max_age },
             telemetry_path: telemetry_path.to_owned(),
+            web: WebConfig::default(),
         })
     }
 }
@@ -203,12 +208,21 @@ pub fn collector_settings(cfg: &Config, shard: Shard) -> CollectorSettings {
 
 /// `run` from the command line.
 pub async fn run(config: Config, args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let opts = ExporterOptions::from_config(
+    let mut opts = ExporterOptions::from_config(
         &config,
         shard(args.shard.shard, args.shard.total_shards),
         &args.web.telemetry_path,
     )?;
+    opts.web = load_web_config(&args.web)?;
     run_with(opts, args.web.listen_address, shutdown).await
+}
+
+/// `--web.config.file` (validated already with the other flags; read again here, it is tiny).
+pub fn load_web_config(web: &crate::cli::WebArgs) -> anyhow::Result<WebConfig> {
+    match &web.config_file {
+        Some(path) => Ok(crate::exposition::webconfig::load(path)?),
+        None => Ok(WebConfig::default()),
+    }
 }
 
 /// `demo` from the command line.

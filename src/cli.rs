@@ -113,16 +113,25 @@ impl WebArgs {
             ));
         }
         if let Some(file) = &self.config_file {
-            if !file.is_file() {
-                p.push(Problem::error(
-                    "--web.config.file",
-                    format!("`{}` does not exist or is not a file", file.display()),
-                    "point --web.config.file at a readable exporter-toolkit web config, or drop the flag",
-                ));
-            }
+            p.extend(web_config_problems(file));
         }
         p
     }
+}
+
+/// A `--web.config.file` that is missing or that the server could not use.
+fn web_config_problems(file: &std::path::Path) -> Option<Problem> {
+    if !file.is_file() {
+        return Some(Problem::error(
+            "--web.config.file",
+            format!("`{}` does not exist or is not a file", file.display()),
+            "point --web.config.file at a readable exporter-toolkit web config, or drop the flag",
+        ));
+    }
+    crate::exposition::webconfig::load(file).err().map(|e| {
+        let (message, fix) = e.parts();
+        Problem::error("--web.config.file", message, fix)
+    })
 }
 
 /// Logging flags, shared by every command.
@@ -269,6 +278,9 @@ pub struct CheckArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Web configuration file to validate as well (exporter-toolkit format: TLS, basic auth).
+    #[arg(long = "web.config.file", value_name = "FILE", env = "GENESYS_EXPORTER_WEB_CONFIG_FILE")]
+    pub web_config_file: Option<PathBuf>,
     #[command(flatten)]
     pub shard: ShardArgs,
     #[command(flatten)]
@@ -277,7 +289,9 @@ pub struct CheckArgs {
 
 impl CheckArgs {
     pub fn problems(&self) -> Vec<Problem> {
-        self.shard.problems()
+        let mut p = self.shard.problems();
+        p.extend(self.web_config_file.as_deref().and_then(web_config_problems));
+        p
     }
 }
 

@@ -6,11 +6,12 @@
 //! collector's tasks on the same runtime.
 
 use super::negotiate::{content_type, format_for, wants_gzip};
+use super::webconfig::WebConfig;
 use super::{encode_into, ExpositionError};
 use crate::model::{now_ms, Readiness};
 use crate::state::Store;
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use http::header::{HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -36,6 +37,12 @@ const POOLED_BUFFERS: usize = 2;
 /// Scrapes rendered at once; more wait their turn. Each holds a whole body (tens of MB at 300k series), so
 /// unbounded concurrency would turn a burst of scrapers into an out-of-memory kill.
 const MAX_CONCURRENT_RENDERS: usize = 4;
+/// Connections served at once; past this, new ones wait in the kernel's backlog instead of costing memory here.
+const MAX_CONNECTIONS: usize = 512;
+/// A TLS client that has not finished its handshake by then is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request head size limit (hyper's read buffer): a scrape request is a few hundred bytes.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Extra `(label, value)` lines for the landing page's state summary (e.g. notification channels, shard).
 pub type SummaryFn = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
@@ -52,6 +59,8 @@ pub struct AppState {
     pub version: &'static str,
     /// More lines for the landing page's summary.
     pub summary: Option<SummaryFn>,
+    /// `--web.config.file`: TLS, basic auth, extra headers.
+    pub web: WebConfig,
     render_slots: Arc<tokio::sync::Semaphore>,
     buffers: Arc<BufferPool>,
 }
@@ -120,6 +129,7 @@ impl AppState {
             telemetry_path: "/metrics".to_owned(),
             version,
             summary: None,
+            web: WebConfig::default(),
             render_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_RENDERS)),
             buffers: Arc::new(BufferPool::default()),
         }
@@ -136,6 +146,11 @@ impl AppState {
         self.summary = Some(summary);
         self
     }
+
+    pub fn with_web_config(mut self, web: WebConfig) -> Self {
+        self.web = web;
+        self
+    }
 }
 
 type Body = Full<Bytes>;
@@ -144,9 +159,15 @@ type Body = Full<Bytes>;
 pub async fn serve(listener: TcpListener, app: AppState, shutdown: CancellationToken) -> Result<(), ExpositionError> {
     let addr = listener.local_addr().map_err(ExpositionError::Listener)?;
     tracing::info!(address = %addr, telemetry_path = %app.telemetry_path, "serving metrics");
+    let tls = app.web.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    if tls.is_some() {
+        tracing::info!("TLS enabled by --web.config.file");
+    }
     let app = Arc::new(app);
     let tracker = TaskTracker::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { break };
         let (stream, _peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -161,24 +182,16 @@ pub async fn serve(listener: TcpListener, app: AppState, shutdown: CancellationT
         };
         let app = app.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
-            let svc = service_fn(move |req| handle(req, app.clone()));
-            let mut builder = http1::Builder::new();
-            builder.keep_alive(true).timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-            let conn = builder.serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(err = %e, "connection ended with an error");
-                    }
-                }
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    if tokio::time::timeout(DRAIN_TIMEOUT, conn).await.is_err() {
-                        tracing::debug!("connection still busy after the drain timeout; dropped");
-                    }
-                }
+            let _slot = slot;
+            match tls {
+                None => serve_connection(TokioIo::new(stream), app, shutdown).await,
+                Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => serve_connection(TokioIo::new(s), app, shutdown).await,
+                    Ok(Err(e)) => tracing::debug!(err = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                },
             }
         });
     }
@@ -187,6 +200,35 @@ pub async fn serve(listener: TcpListener, app: AppState, shutdown: CancellationT
     tracker.wait().await;
     tracing::info!("metrics server stopped");
     Ok(())
+}
+
+/// One HTTP/1.1 connection, plain or TLS, until it ends or shutdown drains it.
+async fn serve_connection<I>(io: I, app: Arc<AppState>, shutdown: CancellationToken)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| handle(req, app.clone()));
+    let mut builder = http1::Builder::new();
+    builder
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES);
+    let conn = builder.serve_connection(io, svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(err = %e, "connection ended with an error");
+            }
+        }
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            if tokio::time::timeout(DRAIN_TIMEOUT, conn).await.is_err() {
+                tracing::debug!("connection still busy after the drain timeout; dropped");
+            }
+        }
+    }
 }
 
 fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
@@ -201,27 +243,46 @@ fn header(req: &Request<Incoming>, name: http::header::HeaderName) -> Option<&st
 }
 
 async fn handle(req: Request<Incoming>, app: Arc<AppState>) -> Result<Response<Body>, Infallible> {
+    let mut response = route(req, &app).await;
+    for (k, v) in &app.web.headers {
+        response.headers_mut().insert(k.clone(), v.clone());
+    }
+    Ok(response)
+}
+
+async fn route(req: Request<Incoming>, app: &Arc<AppState>) -> Response<Body> {
+    if let Some(auth) = &app.web.auth {
+        let authorization = header(&req, http::header::AUTHORIZATION).map(str::to_owned);
+        let auth = auth.clone();
+        // bcrypt is deliberately slow: keep it off the async workers.
+        let allowed = tokio::task::spawn_blocking(move || auth.allows(authorization.as_deref())).await.unwrap_or(false);
+        if !allowed {
+            let mut r = text_response(StatusCode::UNAUTHORIZED, "unauthorized\n");
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"genesys-cloud-exporter\""));
+            return r;
+        }
+    }
     let path = req.uri().path();
     let known = path == app.telemetry_path || path == "/" || path == "/healthz" || path == "/readyz";
     if !known {
-        return Ok(text_response(StatusCode::NOT_FOUND, "not found\n"));
+        return text_response(StatusCode::NOT_FOUND, "not found\n");
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return Ok(r);
+        return r;
     }
     // hyper drops the body of a HEAD response itself and keeps its Content-Length.
-    let response = if path == app.telemetry_path {
-        metrics(&req, app).await
+    if path == app.telemetry_path {
+        metrics(&req, app.clone()).await
     } else if path == "/healthz" {
         text_response(StatusCode::OK, "ok\n")
     } else if path == "/readyz" {
         readyz(&app.readiness)
     } else {
-        landing(&app)
-    };
-    Ok(response)
+        landing(app)
+    }
 }
 
 fn readyz(readiness: &Readiness) -> Response<Body> {

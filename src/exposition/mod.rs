@@ -7,9 +7,11 @@
 pub mod http;
 pub mod negotiate;
 pub mod openmetrics;
+pub mod webconfig;
 
 pub use crate::state::Format;
 pub use http::{serve, AppState, SummaryFn};
+pub use webconfig::WebConfig;
 
 use prometheus::{Encoder, Registry, TextEncoder};
 

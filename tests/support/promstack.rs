@@ -134,13 +134,9 @@ impl Prometheus {
 
     /// An instant query: `Ok(result array)` or `Err(error text)`.
     pub async fn query(&self, expr: &str) -> Result<Vec<Value>, String> {
-        let r = self
-            .http
-            .get(format!("{}/api/v1/query", self.url))
-            .query(&[("query", expr)])
-            .send()
-            .await
+        let url = reqwest::Url::parse_with_params(&format!("{}/api/v1/query", self.url), [("query", expr)])
             .map_err(|e| e.to_string())?;
+        let r = self.http.get(url).send().await.map_err(|e| e.to_string())?;
         let v: Value = r.json().await.map_err(|e| e.to_string())?;
         if v["status"] != "success" {
             return Err(format!("{}: {}", v["errorType"], v["error"]));

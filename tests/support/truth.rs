@@ -42,7 +42,7 @@ pub fn diff(samples: &[Sample], truth: &Value, interval: bool) -> Vec<String> {
                 .map(|s| s.value)
                 .reduce(|a, b| a + b)
         };
-        let mut check = |what: String, got: Option<f64>, want: f64| {
+        let check = |out: &mut Vec<String>, what: String, got: Option<f64>, want: f64| {
             let got_v = got.unwrap_or(0.0);
             if (got_v - want).abs() > 1e-9 || (got.is_none() && want != 0.0) {
                 out.push(format!("queue {id}: {what}: exported {got:?}, truth {want}"));
@@ -59,14 +59,14 @@ pub fn diff(samples: &[Sample], truth: &Value, interval: bool) -> Vec<String> {
             }
             None => out.push(format!("queue {id}: genesys_queue_info missing")),
         }
-        check("members".into(), get("genesys_queue_member_agents", &[]), num(&q["members"]));
-        check("active".into(), get("genesys_queue_active_agents", &[]), num(&q["active"]));
+        check(&mut out, "members".into(), get("genesys_queue_member_agents", &[]), num(&q["members"]));
+        check(&mut out, "active".into(), get("genesys_queue_active_agents", &[]), num(&q["active"]));
         for (metric, key) in
             [("genesys_queue_agents", "routing_statuses"), ("genesys_queue_on_queue_agents", "on_queue")]
         {
             let truth_map = q[key].as_object().cloned().unwrap_or_default();
             for (status, n) in &truth_map {
-                check(format!("{metric}{{{status}}}"), get(metric, &[("routing_status", &lower(status))]), num(n));
+                check(&mut out, format!("{metric}{{{status}}}"), get(metric, &[("routing_status", &lower(status))]), num(n));
             }
             for s in qs.iter().filter(|s| s.name == metric) {
                 let st = s.label("routing_status");
@@ -84,7 +84,7 @@ pub fn diff(samples: &[Sample], truth: &Value, interval: bool) -> Vec<String> {
                 *want.entry(labels).or_default() += num(&n);
             }
             for ((name, sp), n) in &want {
-                check(
+                check(&mut out, 
                     format!("{metric}{{{name},{sp}}}"),
                     get(metric, &[("presence", name), ("system_presence", sp)]),
                     *n,
@@ -99,22 +99,22 @@ pub fn diff(samples: &[Sample], truth: &Value, interval: bool) -> Vec<String> {
         }
         for (media, m) in q["media"].as_object().cloned().unwrap_or_default() {
             let mt = [("media_type", media.as_str())];
-            check(format!("waiting[{media}]"), get("genesys_queue_waiting", &mt), num(&m["waiting"]));
-            check(format!("alerting[{media}]"), get("genesys_queue_alerting", &mt), num(&m["alerting"]));
-            check(format!("interacting[{media}]"), get("genesys_queue_interacting", &mt), num(&m["interacting"]));
+            check(&mut out, format!("waiting[{media}]"), get("genesys_queue_waiting", &mt), num(&m["waiting"]));
+            check(&mut out, format!("alerting[{media}]"), get("genesys_queue_alerting", &mt), num(&m["alerting"]));
+            check(&mut out, format!("interacting[{media}]"), get("genesys_queue_interacting", &mt), num(&m["interacting"]));
             if interval {
                 let i = &m["interval"];
-                check(
+                check(&mut out, 
                     format!("interval_offered[{media}]"),
                     get("genesys_queue_interval_offered", &mt),
                     num(&i["offered"]),
                 );
-                check(
+                check(&mut out, 
                     format!("interval_answered[{media}]"),
                     get("genesys_queue_interval_answered", &mt),
                     num(&i["answered"]["count"]),
                 );
-                check(
+                check(&mut out, 
                     format!("interval_abandoned[{media}]"),
                     get("genesys_queue_interval_abandoned", &mt),
                     num(&i["abandoned"]["count"]),

@@ -53,6 +53,7 @@ fn fixture_store() -> Store {
     let store = Store::new(StoreConfig {
         media_types: vec!["voice".into(), "chat".into(), "email".into()],
         max_age: Duration::from_secs(180),
+        ..StoreConfig::default()
     });
     store.set_queues_at(
         vec![

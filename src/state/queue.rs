@@ -2,6 +2,7 @@
 //!
 //! Pure data, owned by the store's single writer: no locks, no rendering, no clock reads (the caller passes `now`).
 
+use super::aggregates::{MediaTotals, Step};
 use super::render::RenderedQueue;
 use super::{ApplyOutcome, PresenceTable};
 use crate::model::{AggregateStats, ChannelClock, ObsMetric, QueueMeta, QueueUpdate, Source};
@@ -38,6 +39,9 @@ pub(crate) struct QueueState {
     pub obs: BTreeMap<ObsKey, Option<f64>>,
     /// By media type.
     pub intervals: BTreeMap<String, IntervalAggs>,
+    /// Counters and histograms grown from the intervals, by media type. Unlike `intervals`, never withdrawn by
+    /// an interval's end: they live as long as the queue is in the directory.
+    pub totals: BTreeMap<String, MediaTotals>,
     pub last_update_ms: Option<i64>,
     /// The source of the last applied update (the active source is `source`, set by the collector).
     pub last_source: Source,
@@ -79,6 +83,7 @@ impl QueueState {
             key,
             obs: BTreeMap::new(),
             intervals: BTreeMap::new(),
+            totals: BTreeMap::new(),
             last_update_ms: None,
             last_source: Source::None,
             source: Source::None,
@@ -92,10 +97,12 @@ impl QueueState {
     }
 
     /// Merge `update` (already known to be for this queue). Returns whether any rendered value changed.
+    /// `buckets` are the histogram bounds in seconds.
     pub fn merge(
         &mut self,
         update: QueueUpdate,
         media: &MediaFilter,
+        buckets: &[f64],
         presence: &PresenceTable,
         now_ms: i64,
         outcome: &mut ApplyOutcome,
@@ -170,7 +177,7 @@ impl QueueState {
                     outcome.filtered += group.aggregates.len();
                     continue;
                 };
-                changed |= self.merge_interval(m, interval, group.aggregates, outcome);
+                changed |= self.merge_interval(m, interval, group.aggregates, buckets, outcome);
             }
         }
 
@@ -196,15 +203,25 @@ impl QueueState {
         media: String,
         interval: (i64, i64),
         aggregates: Vec<crate::model::Aggregate>,
+        buckets: &[f64],
         outcome: &mut ApplyOutcome,
     ) -> bool {
+        // Counters and histograms first, while the aggregates are borrowed: they keep their own marks, and
+        // their own view of which interval is current (the same as `intervals` below, which they outlive).
+        let mut changed = match self.totals.get_mut(&media) {
+            None => {
+                // The baseline: series appear at 0.
+                self.totals.insert(media.clone(), MediaTotals::baseline(buckets, interval.0, &aggregates));
+                true
+            }
+            Some(t) => t.apply(buckets, interval.0, &aggregates) == Step::Changed,
+        };
         let entry = self.intervals.entry(media).or_insert_with(|| IntervalAggs { interval, values: BTreeMap::new() });
         if interval.0 < entry.interval.0 {
             // A late message about an interval already superseded.
             outcome.old_interval = true;
-            return false;
+            return changed;
         }
-        let mut changed = false;
         if interval != entry.interval {
             // A newer interval replaces the old one's values wholesale.
             entry.interval = interval;

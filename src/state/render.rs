@@ -7,7 +7,7 @@
 
 use super::families::{LabelSet, Part, Stat, ValueSource, FAMILIES, FAMILY_COUNT};
 use super::queue::QueueState;
-use super::text::{escape_label, write_ms_as_seconds, write_value};
+use super::text::{escape_label, write_float_label, write_int, write_ms_as_seconds, write_value};
 use super::PresenceTable;
 use crate::model::{ChannelClock, Source};
 use std::collections::BTreeMap;
@@ -80,6 +80,20 @@ fn open_line(buf: &mut Vec<u8>, name: &str, prefix_end: usize) {
     buf.extend_from_within(..prefix_end);
 }
 
+/// `open_line` for a histogram's `_bucket`/`_sum`/`_count` samples.
+fn open_suffixed(buf: &mut Vec<u8>, name: &str, suffix: &str, prefix_end: usize) {
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(suffix.as_bytes());
+    buf.push(b'{');
+    buf.extend_from_within(..prefix_end);
+}
+
+fn close_int(buf: &mut Vec<u8>, value: u64) {
+    buf.extend_from_slice(b"} ");
+    write_int(buf, i64::try_from(value).unwrap_or(i64::MAX));
+    buf.push(b'\n');
+}
+
 fn label(buf: &mut Vec<u8>, name: &str, value: &str) {
     buf.push(b',');
     buf.extend_from_slice(name.as_bytes());
@@ -115,7 +129,7 @@ fn push_head(
 
 /// Render `q`'s text: whole lines of the pre-rendered families and the heads of the scrape-time lines. `scratch`
 /// is reused between calls so that the text costs exactly one allocation.
-pub(crate) fn render(q: &QueueState, presence: &PresenceTable, scratch: &mut Vec<u8>) -> RenderedQueue {
+pub(crate) fn render(q: &QueueState, presence: &PresenceTable, buckets: &[f64], scratch: &mut Vec<u8>) -> RenderedQueue {
     let buf = scratch;
     buf.clear();
     buf.extend_from_slice(b"queue_id=\"");
@@ -224,6 +238,37 @@ pub(crate) fn render(q: &QueueState, presence: &PresenceTable, scratch: &mut Vec
                     buf.extend_from_slice(b"} ");
                     write_ms_as_seconds(buf, start);
                     buf.push(b'\n');
+                }
+            }
+            ValueSource::Counter(c) => {
+                for (media, t) in &q.totals {
+                    open_line(buf, def.name, prefix_end);
+                    label(buf, "media_type", media);
+                    close_int(buf, t.counter(c));
+                }
+            }
+            ValueSource::Histogram(h) => {
+                for (media, t) in &q.totals {
+                    let hist = t.histogram(h);
+                    // `le` as OpenMetrics' canonical float (`5.0`), which the 0.0.4 text reads as the same number
+                    // (and Prometheus 3 normalises to): one spelling for both formats.
+                    for (i, cum) in hist.cumulative().enumerate() {
+                        open_suffixed(buf, def.name, "_bucket", prefix_end);
+                        label(buf, "media_type", media);
+                        buf.extend_from_slice(b",le=\"");
+                        match buckets.get(i) {
+                            Some(&b) => write_float_label(buf, b),
+                            None => buf.extend_from_slice(b"+Inf"),
+                        }
+                        buf.push(b'"');
+                        close_int(buf, cum);
+                    }
+                    open_suffixed(buf, def.name, "_sum", prefix_end);
+                    label(buf, "media_type", media);
+                    close_line(buf, hist.sum_ms / 1000.0);
+                    open_suffixed(buf, def.name, "_count", prefix_end);
+                    label(buf, "media_type", media);
+                    close_int(buf, hist.count);
                 }
             }
             ValueSource::DataAge => push_head(buf, prefix_end, &mut dynamic, def.name, None, DynValue::Age),

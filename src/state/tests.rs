@@ -10,7 +10,7 @@ fn meta(id: &str, name: &str) -> QueueMeta {
 }
 
 fn store() -> Store {
-    let s = Store::new(StoreConfig { media_types: vec![], max_age: Duration::from_secs(180) });
+    let s = Store::new(StoreConfig { media_types: vec![], max_age: Duration::from_secs(180), ..StoreConfig::default() });
     s.set_queues_at(vec![meta("q1", "Sales")], T0);
     s
 }
@@ -174,6 +174,7 @@ fn only_configured_media_types_are_kept_and_any_name_flows_through() {
     let s = Store::new(StoreConfig {
         media_types: vec!["voice".into(), "workitem".into()],
         max_age: Duration::from_secs(60),
+        ..StoreConfig::default()
     });
     s.set_queues_at(vec![meta("q1", "Sales")], T0);
     let o = s.apply_at(

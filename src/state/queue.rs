@@ -43,6 +43,9 @@ pub(crate) struct QueueState {
     /// an interval's end: they live as long as the queue is in the directory.
     pub totals: BTreeMap<String, MediaTotals>,
     pub last_update_ms: Option<i64>,
+    /// Wall-clock time of the first update applied: the exporter has watched the queue since then, so an
+    /// interval starting later happened entirely under its eyes (no baseline needed for it).
+    pub watched_since_ms: Option<i64>,
     /// The source of the last applied update (the active source is `source`, set by the collector).
     pub last_source: Source,
     pub source: Source,
@@ -85,6 +88,7 @@ impl QueueState {
             intervals: BTreeMap::new(),
             totals: BTreeMap::new(),
             last_update_ms: None,
+            watched_since_ms: None,
             last_source: Source::None,
             source: Source::None,
             // Nothing has confirmed a new queue yet.
@@ -109,6 +113,7 @@ impl QueueState {
     ) -> bool {
         let at = update.event_ms.unwrap_or(now_ms);
         self.last_update_ms = Some(self.last_update_ms.map_or(at, |t| t.max(at)));
+        self.watched_since_ms.get_or_insert(now_ms);
         self.last_source = update.source;
         // The collector decides which source serves a queue (`set_source`); a REST reconcile of a queue the
         // stream serves must not flip it to `poll`. The first confirmation of a new queue names its source.
@@ -210,8 +215,18 @@ impl QueueState {
         // their own view of which interval is current (the same as `intervals` below, which they outlive).
         let mut changed = match self.totals.get_mut(&media) {
             None => {
-                // The baseline: series appear at 0.
-                self.totals.insert(media.clone(), MediaTotals::baseline(buckets, interval.0, &aggregates));
+                // First sight of this media type. An interval that started before the exporter watched the queue
+                // is the baseline (series appear at 0: no jump at restart); one that started later happened
+                // entirely while watching, so it counts from zero like a rollover.
+                let watched = self.watched_since_ms.is_some_and(|t| t <= interval.0);
+                let totals = if watched {
+                    let mut t = MediaTotals::baseline(buckets, interval.0, &[]);
+                    t.apply(buckets, interval.0, &aggregates);
+                    t
+                } else {
+                    MediaTotals::baseline(buckets, interval.0, &aggregates)
+                };
+                self.totals.insert(media.clone(), totals);
                 true
             }
             Some(t) => t.apply(buckets, interval.0, &aggregates) == Step::Changed,

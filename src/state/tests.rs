@@ -754,3 +754,20 @@ fn histogram_buckets_come_from_the_config_and_render_in_both_formats() {
         "# TYPE genesys_queue_abandon_wait_seconds histogram\n# UNIT genesys_queue_abandon_wait_seconds seconds\n"
     ));
 }
+
+#[test]
+fn a_media_type_first_seen_in_an_interval_that_started_after_the_exporter_counts_from_zero() {
+    let s = store();
+    let i1 = T0 - 600_000;
+    s.apply_at(kpi_update(i1, 10.0, count(0.0), count(0.0)), T0);
+    // Chat first appears in the same (baseline) interval: its first values are its baseline.
+    let chat = |start: i64, n: f64| {
+        update(false, vec![interval_group("chat", start, vec![agg("nOffered", count(n))])])
+    };
+    s.apply_at(chat(i1, 2.0), T0 + 1_000);
+    assert!(has(&s, T0 + 1_000, &format!(r#"genesys_queue_offered_total{{{Q},media_type="chat"}} 0"#)));
+    // Email first appears in the next interval, which started while the exporter watched: counted in full.
+    let i2 = i1 + 1_800_000;
+    s.apply_at(update(false, vec![interval_group("email", i2, vec![agg("nOffered", count(1.0))])]), i2 + 5_000);
+    assert!(has(&s, i2 + 5_000, &format!(r#"genesys_queue_offered_total{{{Q},media_type="email"}} 1"#)));
+}

@@ -30,7 +30,6 @@ pub enum CounterMetric {
     Abandoned,
 }
 
-
 /// The histograms, each distributing the durations of one `t*` interval aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HistogramMetric {
@@ -162,7 +161,8 @@ impl MediaTotals {
         };
         for tr in Tracked::ALL {
             if let Some(s) = find(aggregates, tr) {
-                t.marks[tr as usize] = Mark { count: s.count.unwrap_or(0.0), sum: s.sum.unwrap_or(0.0), min: s.min, max: s.max };
+                t.marks[tr as usize] =
+                    Mark { count: s.count.unwrap_or(0.0), sum: s.sum.unwrap_or(0.0), min: s.min, max: s.max };
             }
         }
         t
@@ -311,7 +311,13 @@ mod tests {
     const I3: i64 = I2 + 1_800_000;
 
     fn t(count: f64, sum: f64, min: f64, max: f64) -> AggregateStats {
-        AggregateStats { count: Some(count), sum: Some(sum), min: Some(min), max: Some(max), ..AggregateStats::default() }
+        AggregateStats {
+            count: Some(count),
+            sum: Some(sum),
+            min: Some(min),
+            max: Some(max),
+            ..AggregateStats::default()
+        }
     }
 
     fn aggs(answered: AggregateStats, offered: f64) -> Vec<Aggregate> {
@@ -423,10 +429,7 @@ mod tests {
         // Second rollover, first seen with two conversations already: both counted, placed at min and max.
         m.apply(B, I3, &aggs(t(2.0, 700_000.0, 40_000.0, 660_000.0), 3.0));
         assert_eq!((m.counter(CounterMetric::Offered), m.counter(CounterMetric::Answered)), (7, 5));
-        assert_eq!(
-            answered(&m),
-            (5, 720_000.0, buckets(&[(12.0, 1), (3.0, 1), (5.0, 1), (40.0, 1), (660.0, 1)]))
-        );
+        assert_eq!(answered(&m), (5, 720_000.0, buckets(&[(12.0, 1), (3.0, 1), (5.0, 1), (40.0, 1), (660.0, 1)])));
         assert_eq!(m.histogram(HistogramMetric::AnswerWait).buckets[B.len()], 1, "660 s is beyond 600: +Inf only");
         let cum: Vec<u64> = m.histogram(HistogramMetric::AnswerWait).cumulative().collect();
         assert_eq!(cum.last(), Some(&5));

@@ -129,7 +129,12 @@ fn push_head(
 
 /// Render `q`'s text: whole lines of the pre-rendered families and the heads of the scrape-time lines. `scratch`
 /// is reused between calls so that the text costs exactly one allocation.
-pub(crate) fn render(q: &QueueState, presence: &PresenceTable, buckets: &[f64], scratch: &mut Vec<u8>) -> RenderedQueue {
+pub(crate) fn render(
+    q: &QueueState,
+    presence: &PresenceTable,
+    buckets: &[f64],
+    scratch: &mut Vec<u8>,
+) -> RenderedQueue {
     let buf = scratch;
     buf.clear();
     buf.extend_from_slice(b"queue_id=\"");

@@ -10,7 +10,8 @@ fn meta(id: &str, name: &str) -> QueueMeta {
 }
 
 fn store() -> Store {
-    let s = Store::new(StoreConfig { media_types: vec![], max_age: Duration::from_secs(180), ..StoreConfig::default() });
+    let s =
+        Store::new(StoreConfig { media_types: vec![], max_age: Duration::from_secs(180), ..StoreConfig::default() });
     s.set_queues_at(vec![meta("q1", "Sales")], T0);
     s
 }
@@ -622,7 +623,10 @@ fn counter_value(s: &Store, now: i64, name: &str) -> Option<String> {
 fn counters_start_at_zero_on_the_first_interval_and_grow_after() {
     let s = store();
     let i1 = T0 - 600_000;
-    s.apply_at(kpi_update(i1, 10.0, timed(8.0, 80_000.0, 1_000.0, 30_000.0), timed(1.0, 50_000.0, 50_000.0, 50_000.0)), T0);
+    s.apply_at(
+        kpi_update(i1, 10.0, timed(8.0, 80_000.0, 1_000.0, 30_000.0), timed(1.0, 50_000.0, 50_000.0, 50_000.0)),
+        T0,
+    );
     // The baseline: series at 0, no jump to the interval's 10 so far.
     assert_eq!(counter_value(&s, T0, "genesys_queue_offered_total").as_deref(), Some("0"));
     assert_eq!(counter_value(&s, T0, "genesys_queue_answered_total").as_deref(), Some("0"));
@@ -761,9 +765,7 @@ fn a_media_type_first_seen_in_an_interval_that_started_after_the_exporter_counts
     let i1 = T0 - 600_000;
     s.apply_at(kpi_update(i1, 10.0, count(0.0), count(0.0)), T0);
     // Chat first appears in the same (baseline) interval: its first values are its baseline.
-    let chat = |start: i64, n: f64| {
-        update(false, vec![interval_group("chat", start, vec![agg("nOffered", count(n))])])
-    };
+    let chat = |start: i64, n: f64| update(false, vec![interval_group("chat", start, vec![agg("nOffered", count(n))])]);
     s.apply_at(chat(i1, 2.0), T0 + 1_000);
     assert!(has(&s, T0 + 1_000, &format!(r#"genesys_queue_offered_total{{{Q},media_type="chat"}} 0"#)));
     // Email first appears in the next interval, which started while the exporter watched: counted in full.

@@ -214,7 +214,10 @@ impl Store {
         let Writer { queues, presence, scratch } = w;
         let Some(q) = queues.get_mut(id) else { return };
         if rerender {
-            q.text = Arc::new(render::render(q, presence, &self.inner.buckets, scratch));
+            // The counter/histogram text is shared with the previous render unless it changed.
+            let reuse = (!q.totals_dirty).then(|| q.text.clone());
+            q.text = Arc::new(render::render(q, presence, &self.inner.buckets, reuse.as_deref(), scratch));
+            q.totals_dirty = false;
         }
         q.version = version;
         let entry = Arc::new(entry_of(q));

@@ -42,6 +42,8 @@ pub(crate) struct QueueState {
     /// Counters and histograms grown from the intervals, by media type. Unlike `intervals`, never withdrawn by
     /// an interval's end: they live as long as the queue is in the directory.
     pub totals: BTreeMap<String, MediaTotals>,
+    /// The totals or the queue's labels changed since the last render: render the totals' text again.
+    pub totals_dirty: bool,
     pub last_update_ms: Option<i64>,
     /// Wall-clock time of the first update applied: the exporter has watched the queue since then, so an
     /// interval starting later happened entirely under its eyes (no baseline needed for it).
@@ -87,6 +89,7 @@ impl QueueState {
             obs: BTreeMap::new(),
             intervals: BTreeMap::new(),
             totals: BTreeMap::new(),
+            totals_dirty: true,
             last_update_ms: None,
             watched_since_ms: None,
             last_source: Source::None,
@@ -231,6 +234,7 @@ impl QueueState {
             }
             Some(t) => t.apply(buckets, interval.0, &aggregates) == Step::Changed,
         };
+        self.totals_dirty |= changed;
         let entry = self.intervals.entry(media).or_insert_with(|| IntervalAggs { interval, values: BTreeMap::new() });
         if interval.0 < entry.interval.0 {
             // A late message about an interval already superseded.
@@ -263,6 +267,7 @@ impl QueueState {
         if self.meta == meta {
             return false;
         }
+        self.totals_dirty = true;
         if self.meta.name != meta.name {
             self.key = (Arc::from(meta.name.as_str()), self.key.1.clone());
         }

@@ -773,3 +773,22 @@ fn a_media_type_first_seen_in_an_interval_that_started_after_the_exporter_counts
     s.apply_at(update(false, vec![interval_group("email", i2, vec![agg("nOffered", count(1.0))])]), i2 + 5_000);
     assert!(has(&s, i2 + 5_000, &format!(r#"genesys_queue_offered_total{{{Q},media_type="email"}} 1"#)));
 }
+
+#[test]
+fn totals_text_is_kept_across_other_changes_and_follows_renames() {
+    let s = store();
+    let i1 = T0 - 600_000;
+    s.apply_at(kpi_update(i1, 1.0, count(0.0), count(0.0)), T0);
+    s.apply_at(kpi_update(i1, 3.0, count(0.0), count(0.0)), T0);
+    // An observation-only change re-renders the queue but not its totals: they are still there, unchanged.
+    s.apply_at(update(false, vec![group(Some("voice"), vec![obs(ObsMetric::Waiting, None, Some(4.0))])]), T0);
+    assert!(has(&s, T0, &format!("genesys_queue_offered_total{{{V}}} 2")));
+    assert!(has(&s, T0, &format!(r#"genesys_queue_waiting{{{Q},media_type="voice"}} 4"#)));
+    let t = text(&s, T0);
+    assert_eq!(t.matches("# TYPE genesys_queue_answer_wait_seconds histogram\n").count(), 1);
+    // A rename re-renders the totals with the new labels.
+    s.set_queues_at(vec![meta("q1", "Sales EU")], T0);
+    assert!(has(&s, T0, r#"genesys_queue_offered_total{queue_id="q1",queue="Sales EU",media_type="voice"} 2"#));
+    assert!(!text(&s, T0).contains(r#"queue="Sales""#));
+    assert!(s.summary(T0).rendered_bytes > t.len() / 2);
+}

@@ -12,7 +12,8 @@ const MEDIA: [&str; 5] = ["voice", "chat", "email", "callback", "message"];
 const STATUSES: [&str; 5] = ["IDLE", "INTERACTING", "COMMUNICATING", "NOT_RESPONDING", "OFF_QUEUE"];
 
 fn populate(n: usize) -> Store {
-    let store = Store::new(StoreConfig { media_types: vec![], max_age: Duration::from_secs(3600) });
+    let store =
+        Store::new(StoreConfig { media_types: vec![], max_age: Duration::from_secs(3600), ..StoreConfig::default() });
     let presences: Vec<PresenceDef> = ["Available", "On Queue", "Break", "Meal", "Offline"]
         .iter()
         .enumerate()

@@ -182,7 +182,11 @@ impl ExporterOptions {
             budget_share: cfg.api.budget_share,
             api_timeout: cfg.api.timeout,
             collector: collector_settings(cfg, shard),
-            store: StoreConfig { media_types: cfg.queues.media_types.clone(), max_age: cfg.freshness.max_age },
+            store: StoreConfig {
+                media_types: cfg.queues.media_types.clone(),
+                max_age: cfg.freshness.max_age,
+                wait_buckets: cfg.histograms.wait_buckets.clone(),
+            },
             telemetry_path: telemetry_path.to_owned(),
             web: WebConfig::default(),
         })

@@ -52,6 +52,7 @@ fn fixture_store() -> Store {
     let store = Store::new(StoreConfig {
         media_types: vec!["voice".into(), "chat".into(), "email".into()],
         max_age: Duration::from_secs(180),
+        ..StoreConfig::default()
     });
     store.set_queues_at(
         vec![
@@ -157,6 +158,40 @@ fn fixture_store() -> Store {
             ],
         },
         NOW - 30_000,
+    );
+    // The first interval seen was the baseline (counters at 0); one more voice conversation answered after
+    // 7.5 s and another abandoned after 2 minutes grow the counters and histograms.
+    store.apply_at(
+        QueueUpdate {
+            queue_id: "q-sales".into(),
+            source: Source::Stream,
+            event_ms: Some(NOW - 20_000),
+            complete: false,
+            groups: vec![GroupUpdate {
+                media_type: Some("voice".into()),
+                observations: vec![],
+                interval: Some(INTERVAL),
+                aggregates: vec![
+                    Aggregate { metric: "nOffered".into(), qualifier: None, stats: count(14.0) },
+                    Aggregate {
+                        metric: "tAnswered".into(),
+                        qualifier: None,
+                        stats: AggregateStats { count: Some(10.0), sum: Some(88_500.0), ..timed(9.0, 81_000.0) },
+                    },
+                    Aggregate {
+                        metric: "tAbandon".into(),
+                        qualifier: None,
+                        stats: AggregateStats {
+                            count: Some(2.0),
+                            sum: Some(215_000.0),
+                            max: Some(120_000.0),
+                            ..timed(1.0, 95_000.0)
+                        },
+                    },
+                ],
+            }],
+        },
+        NOW - 20_000,
     );
     let clock = ChannelClock::new();
     clock.touch(NOW - 2_000);

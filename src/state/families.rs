@@ -3,9 +3,10 @@
 //! Each [`FamilyDef`] says what a family is called, how it is typed and documented, which labels it adds after the
 //! queue labels, and where its values come from. The renderer walks this table in order, so output order, headers
 //! and the docs all follow from it (kube-state-metrics' `FamilyGenerator` tables). Counters and histograms built
-//! from interval growth will be more rows here with a new [`ValueSource`].
+//! from interval growth (`state::aggregates`) are rows with [`ValueSource::Counter`] and [`ValueSource::Histogram`].
 
 use crate::model::ObsMetric;
+pub use crate::state::aggregates::{CounterMetric, HistogramMetric};
 
 /// Prometheus metric type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,10 @@ pub enum ValueSource {
     },
     /// The start of the queue's latest interval.
     IntervalStart,
+    /// A counter grown from the interval aggregates (per media type).
+    Counter(CounterMetric),
+    /// A histogram grown from a `t*` interval aggregate (per media type; buckets from the configuration).
+    Histogram(HistogramMetric),
     DataAge,
     Source,
     Stale,
@@ -114,6 +119,12 @@ pub enum FamilyId {
     ServiceLevelRatio,
     ServiceLevelTargetRatio,
     IntervalStart,
+    OfferedTotal,
+    AnsweredTotal,
+    AbandonedTotal,
+    AnswerWait,
+    AbandonWait,
+    Handle,
     DataAge,
     Source,
     Stale,
@@ -146,7 +157,11 @@ impl FamilyDef {
         match self.value {
             ValueSource::Obs(m) => !m.is_instant(),
             ValueSource::DataAge | ValueSource::Source | ValueSource::Stale => false,
-            ValueSource::Meta | ValueSource::Aggregate { .. } | ValueSource::IntervalStart => true,
+            ValueSource::Meta
+            | ValueSource::Aggregate { .. }
+            | ValueSource::IntervalStart
+            | ValueSource::Counter(_)
+            | ValueSource::Histogram(_) => true,
         }
     }
 
@@ -159,7 +174,7 @@ impl FamilyDef {
     }
 }
 
-pub const FAMILY_COUNT: usize = 21;
+pub const FAMILY_COUNT: usize = 27;
 
 const fn f(
     id: FamilyId,
@@ -171,6 +186,35 @@ const fn f(
     part: Part,
 ) -> FamilyDef {
     FamilyDef { id, name, help, kind: Kind::Gauge, unit, labels, value, part }
+}
+
+/// A counter per media type, shown while the queue's data is younger than `max_age` (not tied to the interval:
+/// totals outlive it).
+const fn counter(id: FamilyId, name: &'static str, help: &'static str, c: CounterMetric) -> FamilyDef {
+    FamilyDef {
+        id,
+        name,
+        help,
+        kind: Kind::Counter,
+        unit: None,
+        labels: LabelSet::MediaType,
+        value: ValueSource::Counter(c),
+        part: Part::Observation,
+    }
+}
+
+/// A histogram in seconds per media type, shown like the counters.
+const fn histogram(id: FamilyId, name: &'static str, help: &'static str, h: HistogramMetric) -> FamilyDef {
+    FamilyDef {
+        id,
+        name,
+        help,
+        kind: Kind::Histogram,
+        unit: SECONDS,
+        labels: LabelSet::MediaType,
+        value: ValueSource::Histogram(h),
+        part: Part::Observation,
+    }
 }
 
 const SECONDS: Option<&str> = Some("seconds");
@@ -336,6 +380,42 @@ pub static FAMILIES: [FamilyDef; FAMILY_COUNT] = {
             L::None,
             V::IntervalStart,
             P::Interval,
+        ),
+        counter(
+            F::OfferedTotal,
+            "genesys_queue_offered_total",
+            "Conversations offered to the queue (growth of nOffered across intervals).",
+            CounterMetric::Offered,
+        ),
+        counter(
+            F::AnsweredTotal,
+            "genesys_queue_answered_total",
+            "Conversations answered (growth of the tAnswered count across intervals).",
+            CounterMetric::Answered,
+        ),
+        counter(
+            F::AbandonedTotal,
+            "genesys_queue_abandoned_total",
+            "Conversations abandoned (growth of the tAbandon count across intervals).",
+            CounterMetric::Abandoned,
+        ),
+        histogram(
+            F::AnswerWait,
+            "genesys_queue_answer_wait_seconds",
+            "Time in queue of answered conversations (tAnswered); buckets approximate when one update adds several.",
+            HistogramMetric::AnswerWait,
+        ),
+        histogram(
+            F::AbandonWait,
+            "genesys_queue_abandon_wait_seconds",
+            "Time in queue of abandoned conversations (tAbandon); buckets approximate when one update adds several.",
+            HistogramMetric::AbandonWait,
+        ),
+        histogram(
+            F::Handle,
+            "genesys_queue_handle_seconds",
+            "Handle time of conversations (tHandle); buckets approximate when one update adds several.",
+            HistogramMetric::Handle,
         ),
         f(
             F::DataAge,

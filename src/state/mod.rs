@@ -9,6 +9,7 @@
 //! queue in an ordered map under an `RwLock`. Readers clone the entries' `Arc`s under the read lock and format
 //! after releasing it, so a slow client never holds up the writer. Both are std locks: nothing is awaited inside.
 
+pub mod aggregates;
 pub mod families;
 mod queue;
 pub mod render;
@@ -30,11 +31,21 @@ pub struct StoreConfig {
     pub media_types: Vec<String>,
     /// `freshness.max_age`: a queue whose state no source confirmed for longer shows no value series.
     pub max_age: Duration,
+    /// `histograms.wait_buckets`: upper bounds in seconds of the wait and handle histograms (ascending; `+Inf`
+    /// is implied). Unsorted, duplicate or non-finite bounds are dropped (the config validation rejects them).
+    pub wait_buckets: Vec<f64>,
 }
+
+/// `histograms.wait_buckets`' default.
+pub const DEFAULT_WAIT_BUCKETS: [f64; 11] = [5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0];
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { media_types: Vec::new(), max_age: Duration::from_secs(180) }
+        StoreConfig {
+            media_types: Vec::new(),
+            max_age: Duration::from_secs(180),
+            wait_buckets: DEFAULT_WAIT_BUCKETS.to_vec(),
+        }
     }
 }
 
@@ -118,6 +129,8 @@ pub struct Store {
 struct Inner {
     media: MediaFilter,
     max_age_ms: i64,
+    /// Histogram bounds in seconds, strictly ascending and finite.
+    buckets: Box<[f64]>,
     /// Family headers per format, computed once (index: `Format as usize`).
     headers: [Vec<Box<[u8]>>; 2],
     version: AtomicU64,
@@ -153,10 +166,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Store {
     pub fn new(config: StoreConfig) -> Self {
         let max_age_ms = i64::try_from(config.max_age.as_millis()).unwrap_or(i64::MAX);
+        let mut buckets: Vec<f64> = config.wait_buckets.into_iter().filter(|b| b.is_finite()).collect();
+        buckets.sort_by(f64::total_cmp);
+        buckets.dedup();
         Store {
             inner: Arc::new(Inner {
                 media: MediaFilter(config.media_types),
                 max_age_ms,
+                buckets: buckets.into_boxed_slice(),
                 headers: [families::headers(false), families::headers(true)],
                 version: AtomicU64::new(0),
                 writer: Mutex::new(Writer { queues: HashMap::new(), presence: HashMap::new(), scratch: Vec::new() }),
@@ -197,7 +214,10 @@ impl Store {
         let Writer { queues, presence, scratch } = w;
         let Some(q) = queues.get_mut(id) else { return };
         if rerender {
-            q.text = Arc::new(render::render(q, presence, scratch));
+            // The counter/histogram text is shared with the previous render unless it changed.
+            let reuse = (!q.totals_dirty).then(|| q.text.clone());
+            q.text = Arc::new(render::render(q, presence, &self.inner.buckets, reuse.as_deref(), scratch));
+            q.totals_dirty = false;
         }
         q.version = version;
         let entry = Arc::new(entry_of(q));
@@ -223,7 +243,7 @@ impl Store {
             outcome.unknown_queue = true;
             return outcome;
         };
-        outcome.changed = q.merge(update, &self.inner.media, presence, now_ms, &mut outcome);
+        outcome.changed = q.merge(update, &self.inner.media, &self.inner.buckets, presence, now_ms, &mut outcome);
         self.publish(&mut w, &id, outcome.changed);
         outcome
     }

@@ -2,6 +2,7 @@
 //!
 //! Pure data, owned by the store's single writer: no locks, no rendering, no clock reads (the caller passes `now`).
 
+use super::aggregates::{MediaTotals, Step};
 use super::render::RenderedQueue;
 use super::{ApplyOutcome, PresenceTable};
 use crate::model::{AggregateStats, ChannelClock, ObsMetric, QueueMeta, QueueUpdate, Source};
@@ -38,7 +39,15 @@ pub(crate) struct QueueState {
     pub obs: BTreeMap<ObsKey, Option<f64>>,
     /// By media type.
     pub intervals: BTreeMap<String, IntervalAggs>,
+    /// Counters and histograms grown from the intervals, by media type. Unlike `intervals`, never withdrawn by
+    /// an interval's end: they live as long as the queue is in the directory.
+    pub totals: BTreeMap<String, MediaTotals>,
+    /// The totals or the queue's labels changed since the last render: render the totals' text again.
+    pub totals_dirty: bool,
     pub last_update_ms: Option<i64>,
+    /// Wall-clock time of the first update applied: the exporter has watched the queue since then, so an
+    /// interval starting later happened entirely under its eyes (no baseline needed for it).
+    pub watched_since_ms: Option<i64>,
     /// The source of the last applied update (the active source is `source`, set by the collector).
     pub last_source: Source,
     pub source: Source,
@@ -79,7 +88,10 @@ impl QueueState {
             key,
             obs: BTreeMap::new(),
             intervals: BTreeMap::new(),
+            totals: BTreeMap::new(),
+            totals_dirty: true,
             last_update_ms: None,
+            watched_since_ms: None,
             last_source: Source::None,
             source: Source::None,
             // Nothing has confirmed a new queue yet.
@@ -92,16 +104,19 @@ impl QueueState {
     }
 
     /// Merge `update` (already known to be for this queue). Returns whether any rendered value changed.
+    /// `buckets` are the histogram bounds in seconds.
     pub fn merge(
         &mut self,
         update: QueueUpdate,
         media: &MediaFilter,
+        buckets: &[f64],
         presence: &PresenceTable,
         now_ms: i64,
         outcome: &mut ApplyOutcome,
     ) -> bool {
         let at = update.event_ms.unwrap_or(now_ms);
         self.last_update_ms = Some(self.last_update_ms.map_or(at, |t| t.max(at)));
+        self.watched_since_ms.get_or_insert(now_ms);
         self.last_source = update.source;
         // The collector decides which source serves a queue (`set_source`); a REST reconcile of a queue the
         // stream serves must not flip it to `poll`. The first confirmation of a new queue names its source.
@@ -170,7 +185,7 @@ impl QueueState {
                     outcome.filtered += group.aggregates.len();
                     continue;
                 };
-                changed |= self.merge_interval(m, interval, group.aggregates, outcome);
+                changed |= self.merge_interval(m, interval, group.aggregates, buckets, outcome);
             }
         }
 
@@ -196,15 +211,36 @@ impl QueueState {
         media: String,
         interval: (i64, i64),
         aggregates: Vec<crate::model::Aggregate>,
+        buckets: &[f64],
         outcome: &mut ApplyOutcome,
     ) -> bool {
+        // Counters and histograms first, while the aggregates are borrowed: they keep their own marks, and
+        // their own view of which interval is current (the same as `intervals` below, which they outlive).
+        let mut changed = match self.totals.get_mut(&media) {
+            None => {
+                // First sight of this media type. An interval that started before the exporter watched the queue
+                // is the baseline (series appear at 0: no jump at restart); one that started later happened
+                // entirely while watching, so it counts from zero like a rollover.
+                let watched = self.watched_since_ms.is_some_and(|t| t <= interval.0);
+                let totals = if watched {
+                    let mut t = MediaTotals::baseline(buckets, interval.0, &[]);
+                    t.apply(buckets, interval.0, &aggregates);
+                    t
+                } else {
+                    MediaTotals::baseline(buckets, interval.0, &aggregates)
+                };
+                self.totals.insert(media.clone(), totals);
+                true
+            }
+            Some(t) => t.apply(buckets, interval.0, &aggregates) == Step::Changed,
+        };
+        self.totals_dirty |= changed;
         let entry = self.intervals.entry(media).or_insert_with(|| IntervalAggs { interval, values: BTreeMap::new() });
         if interval.0 < entry.interval.0 {
             // A late message about an interval already superseded.
             outcome.old_interval = true;
-            return false;
+            return changed;
         }
-        let mut changed = false;
         if interval != entry.interval {
             // A newer interval replaces the old one's values wholesale.
             entry.interval = interval;
@@ -231,6 +267,7 @@ impl QueueState {
         if self.meta == meta {
             return false;
         }
+        self.totals_dirty = true;
         if self.meta.name != meta.name {
             self.key = (Arc::from(meta.name.as_str()), self.key.1.clone());
         }

@@ -7,7 +7,7 @@
 
 use super::families::{LabelSet, Part, Stat, ValueSource, FAMILIES, FAMILY_COUNT};
 use super::queue::QueueState;
-use super::text::{escape_label, write_ms_as_seconds, write_value};
+use super::text::{escape_label, write_float_label, write_int, write_ms_as_seconds, write_value};
 use super::PresenceTable;
 use crate::model::{ChannelClock, Source};
 use std::collections::BTreeMap;
@@ -49,10 +49,25 @@ pub struct RenderedQueue {
     dyn_bounds: [u32; FAMILY_COUNT + 1],
     /// End of the queue's latest aggregate interval: interval families are withdrawn once it has passed.
     interval_end: Option<i64>,
+    /// The counter and histogram families (up to ~200 lines per queue), apart: they change only when an
+    /// aggregate grows, so a re-render for any other change shares them instead of rendering them again.
+    totals: Arc<TotalsText>,
+}
+
+/// The counter and histogram families of a queue: family `i` is `buf[bounds[i]..bounds[i + 1]]` (empty for the
+/// other families, whose text is in [`RenderedQueue::buf`]).
+#[derive(Debug, Default)]
+struct TotalsText {
+    buf: Box<[u8]>,
+    bounds: [u32; FAMILY_COUNT + 1],
 }
 
 impl RenderedQueue {
     fn family(&self, i: usize) -> &[u8] {
+        let t = &self.totals;
+        if t.bounds[i] != t.bounds[i + 1] {
+            return &t.buf[t.bounds[i] as usize..t.bounds[i + 1] as usize];
+        }
         &self.buf[self.bounds[i] as usize..self.bounds[i + 1] as usize]
     }
 
@@ -62,11 +77,11 @@ impl RenderedQueue {
 
     /// Bytes held (for the summary and tests).
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.buf.len() + self.totals.buf.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.len() == 0
     }
 }
 
@@ -78,6 +93,20 @@ fn open_line(buf: &mut Vec<u8>, name: &str, prefix_end: usize) {
     buf.extend_from_slice(name.as_bytes());
     buf.push(b'{');
     buf.extend_from_within(..prefix_end);
+}
+
+/// `open_line` for a histogram's `_bucket`/`_sum`/`_count` samples.
+fn open_suffixed(buf: &mut Vec<u8>, name: &str, suffix: &str, prefix_end: usize) {
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(suffix.as_bytes());
+    buf.push(b'{');
+    buf.extend_from_within(..prefix_end);
+}
+
+fn close_int(buf: &mut Vec<u8>, value: u64) {
+    buf.extend_from_slice(b"} ");
+    write_int(buf, i64::try_from(value).unwrap_or(i64::MAX));
+    buf.push(b'\n');
 }
 
 fn label(buf: &mut Vec<u8>, name: &str, value: &str) {
@@ -114,8 +143,16 @@ fn push_head(
 }
 
 /// Render `q`'s text: whole lines of the pre-rendered families and the heads of the scrape-time lines. `scratch`
-/// is reused between calls so that the text costs exactly one allocation.
-pub(crate) fn render(q: &QueueState, presence: &PresenceTable, scratch: &mut Vec<u8>) -> RenderedQueue {
+/// is reused between calls so that the text costs exactly one allocation. The counter and histogram families
+/// are taken from `reuse` when given (their values and the queue's labels have not changed since it was
+/// rendered), and rendered otherwise.
+pub(crate) fn render(
+    q: &QueueState,
+    presence: &PresenceTable,
+    buckets: &[f64],
+    reuse: Option<&RenderedQueue>,
+    scratch: &mut Vec<u8>,
+) -> RenderedQueue {
     let buf = scratch;
     buf.clear();
     buf.extend_from_slice(b"queue_id=\"");
@@ -131,7 +168,15 @@ pub(crate) fn render(q: &QueueState, presence: &PresenceTable, scratch: &mut Vec
     let mut bounds = [0u32; FAMILY_COUNT + 1];
     let mut dyn_bounds = [0u32; FAMILY_COUNT + 1];
     let mut dynamic: Vec<DynLine> = Vec::new();
+    // The totals' own buffer starts with the same queue-label prefix, so the line helpers work on it unchanged.
+    let mut tbuf: Vec<u8> = Vec::new();
+    let mut tbounds = [0u32; FAMILY_COUNT + 1];
+    if reuse.is_none() {
+        tbuf.reserve(prefix_end + 256 * q.totals.len());
+        tbuf.extend_from_slice(&buf[..prefix_end]);
+    }
     for def in &FAMILIES {
+        tbounds[def.id as usize] = (tbuf.len().saturating_sub(prefix_end)) as u32;
         bounds[def.id as usize] = (buf.len() - prefix_end) as u32;
         dyn_bounds[def.id as usize] = dynamic.len() as u32;
         match def.value {
@@ -226,6 +271,40 @@ pub(crate) fn render(q: &QueueState, presence: &PresenceTable, scratch: &mut Vec
                     buf.push(b'\n');
                 }
             }
+            ValueSource::Counter(_) | ValueSource::Histogram(_) if reuse.is_some() => {}
+            ValueSource::Counter(c) => {
+                let buf = &mut tbuf;
+                for (media, t) in &q.totals {
+                    open_line(buf, def.name, prefix_end);
+                    label(buf, "media_type", media);
+                    close_int(buf, t.counter(c));
+                }
+            }
+            ValueSource::Histogram(h) => {
+                let buf = &mut tbuf;
+                for (media, t) in &q.totals {
+                    let hist = t.histogram(h);
+                    // `le` as OpenMetrics' canonical float (`5.0`), which the 0.0.4 text reads as the same number
+                    // (and Prometheus 3 normalises to): one spelling for both formats.
+                    for (i, cum) in hist.cumulative().enumerate() {
+                        open_suffixed(buf, def.name, "_bucket", prefix_end);
+                        label(buf, "media_type", media);
+                        buf.extend_from_slice(b",le=\"");
+                        match buckets.get(i) {
+                            Some(&b) => write_float_label(buf, b),
+                            None => buf.extend_from_slice(b"+Inf"),
+                        }
+                        buf.push(b'"');
+                        close_int(buf, cum);
+                    }
+                    open_suffixed(buf, def.name, "_sum", prefix_end);
+                    label(buf, "media_type", media);
+                    close_line(buf, hist.sum_ms / 1000.0);
+                    open_suffixed(buf, def.name, "_count", prefix_end);
+                    label(buf, "media_type", media);
+                    close_int(buf, hist.count);
+                }
+            }
             ValueSource::DataAge => push_head(buf, prefix_end, &mut dynamic, def.name, None, DynValue::Age),
             ValueSource::Source => {
                 for s in Source::ALL {
@@ -244,12 +323,18 @@ pub(crate) fn render(q: &QueueState, presence: &PresenceTable, scratch: &mut Vec
     }
     bounds[FAMILY_COUNT] = (buf.len() - prefix_end) as u32;
     dyn_bounds[FAMILY_COUNT] = dynamic.len() as u32;
+    tbounds[FAMILY_COUNT] = (tbuf.len().saturating_sub(prefix_end)) as u32;
+    let totals = match reuse {
+        Some(prev) => prev.totals.clone(),
+        None => Arc::new(TotalsText { buf: Box::from(tbuf.get(prefix_end..).unwrap_or_default()), bounds: tbounds }),
+    };
     RenderedQueue {
         buf: Box::from(&buf[prefix_end..]),
         bounds,
         dynamic: dynamic.into_boxed_slice(),
         dyn_bounds,
         interval_end: latest.map(|(_, end)| end),
+        totals,
     }
 }
 

@@ -10,7 +10,8 @@ fn meta(id: &str, name: &str) -> QueueMeta {
 }
 
 fn store() -> Store {
-    let s = Store::new(StoreConfig { media_types: vec![], max_age: Duration::from_secs(180) });
+    let s =
+        Store::new(StoreConfig { media_types: vec![], max_age: Duration::from_secs(180), ..StoreConfig::default() });
     s.set_queues_at(vec![meta("q1", "Sales")], T0);
     s
 }
@@ -174,6 +175,7 @@ fn only_configured_media_types_are_kept_and_any_name_flows_through() {
     let s = Store::new(StoreConfig {
         media_types: vec!["voice".into(), "workitem".into()],
         max_age: Duration::from_secs(60),
+        ..StoreConfig::default()
     });
     s.set_queues_at(vec![meta("q1", "Sales")], T0);
     let o = s.apply_at(
@@ -592,4 +594,201 @@ fn data_age_uses_the_event_time_when_given_and_never_goes_backwards() {
     u.event_ms = Some(T0 - 9_000);
     s.apply_at(u, T0);
     assert!(has(&s, T0, &format!("genesys_queue_data_age_seconds{{{Q}}} 4")));
+}
+
+// Counters and histograms grown from the interval aggregates.
+
+fn timed(n: f64, sum: f64, min: f64, max: f64) -> AggregateStats {
+    AggregateStats { count: Some(n), sum: Some(sum), min: Some(min), max: Some(max), ..AggregateStats::default() }
+}
+
+fn kpi_update(start: i64, offered: f64, answered: AggregateStats, abandon: AggregateStats) -> QueueUpdate {
+    update(
+        false,
+        vec![interval_group(
+            "voice",
+            start,
+            vec![agg("nOffered", count(offered)), agg("tAnswered", answered), agg("tAbandon", abandon)],
+        )],
+    )
+}
+
+const V: &str = r#"queue_id="q1",queue="Sales",media_type="voice""#;
+
+fn counter_value(s: &Store, now: i64, name: &str) -> Option<String> {
+    lines_of(s, now, name).first().map(|l| l.rsplit(' ').next().unwrap_or_default().to_owned())
+}
+
+#[test]
+fn counters_start_at_zero_on_the_first_interval_and_grow_after() {
+    let s = store();
+    let i1 = T0 - 600_000;
+    s.apply_at(
+        kpi_update(i1, 10.0, timed(8.0, 80_000.0, 1_000.0, 30_000.0), timed(1.0, 50_000.0, 50_000.0, 50_000.0)),
+        T0,
+    );
+    // The baseline: series at 0, no jump to the interval's 10 so far.
+    assert_eq!(counter_value(&s, T0, "genesys_queue_offered_total").as_deref(), Some("0"));
+    assert_eq!(counter_value(&s, T0, "genesys_queue_answered_total").as_deref(), Some("0"));
+    assert!(has(&s, T0, &format!(r#"genesys_queue_answer_wait_seconds_bucket{{{V},le="+Inf"}} 0"#)));
+    assert!(has(&s, T0, &format!("genesys_queue_answer_wait_seconds_count{{{V}}} 0")));
+    assert!(has(&s, T0, &format!("genesys_queue_handle_seconds_count{{{V}}} 0")));
+
+    // One more answered after 7.25 s, one more offered.
+    let o = s.apply_at(
+        kpi_update(i1, 11.0, timed(9.0, 87_250.0, 1_000.0, 30_000.0), timed(1.0, 50_000.0, 50_000.0, 50_000.0)),
+        T0,
+    );
+    assert!(o.changed);
+    assert_eq!(
+        lines_of(&s, T0, "genesys_queue_answer_wait_seconds_bucket"),
+        [("5.0", 0), ("10.0", 1), ("20.0", 1), ("30.0", 1), ("45.0", 1), ("60.0", 1), ("90.0", 1), ("120.0", 1)]
+            .iter()
+            .chain([("180.0", 1), ("300.0", 1), ("600.0", 1), ("+Inf", 1)].iter())
+            .map(|(le, n)| format!(r#"genesys_queue_answer_wait_seconds_bucket{{{V},le="{le}"}} {n}"#))
+            .collect::<Vec<_>>()
+    );
+    assert!(has(&s, T0, &format!("genesys_queue_answer_wait_seconds_sum{{{V}}} 7.25")));
+    assert!(has(&s, T0, &format!("genesys_queue_answer_wait_seconds_count{{{V}}} 1")));
+    assert!(has(&s, T0, &format!("genesys_queue_offered_total{{{V}}} 1")));
+    assert!(has(&s, T0, &format!("genesys_queue_answered_total{{{V}}} 1")));
+    assert!(has(&s, T0, &format!("genesys_queue_abandoned_total{{{V}}} 0")));
+
+    // A restart: a fresh store sees the same interval, further on. Its first sight is its baseline: no jump.
+    let restarted = store();
+    restarted.apply_at(
+        kpi_update(i1, 15.0, timed(12.0, 120_000.0, 1_000.0, 30_000.0), timed(2.0, 60_000.0, 10_000.0, 50_000.0)),
+        T0,
+    );
+    assert_eq!(counter_value(&restarted, T0, "genesys_queue_offered_total").as_deref(), Some("0"));
+    assert_eq!(counter_value(&restarted, T0, "genesys_queue_abandoned_total").as_deref(), Some("0"));
+}
+
+#[test]
+fn re_seeds_and_older_reads_add_nothing_through_the_store() {
+    let s = store();
+    let i1 = T0 - 600_000;
+    let a = |n: f64, sum: f64| timed(n, sum, 2_000.0, 40_000.0);
+    s.apply_at(kpi_update(i1, 5.0, a(4.0, 40_000.0), count(0.0)), T0);
+    s.apply_at(kpi_update(i1, 8.0, a(6.0, 80_000.0), count(0.0)), T0);
+    // The totals' lines only: the interval gauges mirror the latest read, older or not.
+    let totals = |s: &Store| -> Vec<String> {
+        sample_lines(s, T0).into_iter().filter(|l| l.contains("_total{") || l.contains("_seconds_")).collect()
+    };
+    let before = totals(&s);
+    // The REST re-seed reads the same values after the topic message: nothing changes.
+    let v = s.version();
+    let o = s.apply_at(kpi_update(i1, 8.0, a(6.0, 80_000.0), count(0.0)), T0);
+    assert!(!o.changed);
+    assert_eq!(totals(&s), before);
+    assert!(s.version() > v, "an apply still confirms the queue");
+    // A REST read older than the topic message: lower values, no negative growth.
+    s.apply_at(kpi_update(i1, 7.0, a(5.0, 60_000.0), count(0.0)), T0);
+    assert_eq!(totals(&s), before);
+    // The newer values again (topic message repeated): not counted twice.
+    s.apply_at(kpi_update(i1, 8.0, a(6.0, 80_000.0), count(0.0)), T0);
+    assert_eq!(totals(&s), before);
+    assert!(has(&s, T0, &format!("genesys_queue_offered_total{{{V}}} 3")));
+    assert!(has(&s, T0, &format!("genesys_queue_answer_wait_seconds_count{{{V}}} 2")));
+    assert!(has(&s, T0, &format!("genesys_queue_answer_wait_seconds_sum{{{V}}} 40")));
+}
+
+#[test]
+fn totals_cross_rollovers_outlive_the_interval_and_follow_freshness() {
+    let s = store();
+    let i1 = T0 - 600_000;
+    let i2 = i1 + 1_800_000;
+    let i3 = i2 + 1_800_000;
+    s.apply_at(kpi_update(i1, 2.0, count(0.0), count(0.0)), T0);
+    s.apply_at(kpi_update(i1, 3.0, count(0.0), count(0.0)), T0);
+    // Two rollovers: each new interval's values count in full.
+    s.apply_at(kpi_update(i2, 4.0, count(0.0), count(0.0)), i2 + 60_000);
+    assert!(has(&s, i2 + 60_000, &format!("genesys_queue_offered_total{{{V}}} 5")));
+    s.apply_at(kpi_update(i3, 1.0, count(0.0), count(0.0)), i3 + 60_000);
+    let now = i3 + 60_000;
+    assert!(has(&s, now, &format!("genesys_queue_offered_total{{{V}}} 6")));
+    // A late message of an older interval changes nothing.
+    let o = s.apply_at(kpi_update(i2, 9.0, count(0.0), count(0.0)), now);
+    assert!(o.old_interval && !o.changed);
+    assert!(has(&s, now, &format!("genesys_queue_offered_total{{{V}}} 6")));
+
+    // The interval ends without news: the interval gauges go, the totals stay.
+    s.apply_at(update(false, vec![group(None, vec![obs(ObsMetric::MemberUsers, None, Some(1.0))])]), i3 + 1_800_000);
+    let later = i3 + 1_800_001;
+    assert!(lines_of(&s, later, "genesys_queue_interval_offered").is_empty());
+    assert!(has(&s, later, &format!("genesys_queue_offered_total{{{V}}} 6")));
+    // Older than max_age: withdrawn with the other values, never frozen as fresh...
+    let old = i3 + 1_800_000 + 180_001;
+    assert!(lines_of(&s, old, "genesys_queue_offered_total").is_empty());
+    assert!(!text(&s, old).contains("genesys_queue_answer_wait_seconds"));
+    // ...and back with the same totals when data returns.
+    s.apply_at(update(false, vec![]), old);
+    assert!(has(&s, old, &format!("genesys_queue_offered_total{{{V}}} 6")));
+
+    // Removed from the directory: its series go.
+    s.set_queues_at(vec![meta("q2", "Billing")], old);
+    assert!(lines_of(&s, old, "genesys_queue_offered_total").is_empty());
+}
+
+#[test]
+fn histogram_buckets_come_from_the_config_and_render_in_both_formats() {
+    let s = Store::new(StoreConfig { wait_buckets: vec![30.0, 0.5, 120.0], ..StoreConfig::default() });
+    s.set_queues_at(vec![meta("q1", "Sales")], T0);
+    let i1 = T0 - 600_000;
+    s.apply_at(kpi_update(i1, 0.0, count(0.0), count(0.0)), T0);
+    s.apply_at(kpi_update(i1, 1.0, count(0.0), timed(1.0, 400.0, 400.0, 400.0)), T0);
+    assert_eq!(
+        lines_of(&s, T0, "genesys_queue_abandon_wait_seconds_bucket"),
+        ["0.5", "30.0", "120.0", "+Inf"]
+            .iter()
+            .map(|le| format!(r#"genesys_queue_abandon_wait_seconds_bucket{{{V},le="{le}"}} 1"#))
+            .collect::<Vec<_>>()
+    );
+    assert!(has(&s, T0, &format!("genesys_queue_abandon_wait_seconds_sum{{{V}}} 0.4")));
+    let prom = text(&s, T0);
+    assert!(prom.contains("# TYPE genesys_queue_offered_total counter\n"));
+    assert!(prom.contains("# TYPE genesys_queue_abandon_wait_seconds histogram\n"));
+    let mut om = Vec::new();
+    s.write_text(Format::OpenMetrics, T0, &mut om);
+    let om = String::from_utf8(om).unwrap_or_default();
+    assert!(om.contains("# HELP genesys_queue_offered Conversations offered"));
+    assert!(om.contains("# TYPE genesys_queue_offered counter\n"));
+    assert!(om.contains(&format!("\ngenesys_queue_offered_total{{{V}}} 1\n")));
+    assert!(om.contains(
+        "# TYPE genesys_queue_abandon_wait_seconds histogram\n# UNIT genesys_queue_abandon_wait_seconds seconds\n"
+    ));
+}
+
+#[test]
+fn a_media_type_first_seen_in_an_interval_that_started_after_the_exporter_counts_from_zero() {
+    let s = store();
+    let i1 = T0 - 600_000;
+    s.apply_at(kpi_update(i1, 10.0, count(0.0), count(0.0)), T0);
+    // Chat first appears in the same (baseline) interval: its first values are its baseline.
+    let chat = |start: i64, n: f64| update(false, vec![interval_group("chat", start, vec![agg("nOffered", count(n))])]);
+    s.apply_at(chat(i1, 2.0), T0 + 1_000);
+    assert!(has(&s, T0 + 1_000, &format!(r#"genesys_queue_offered_total{{{Q},media_type="chat"}} 0"#)));
+    // Email first appears in the next interval, which started while the exporter watched: counted in full.
+    let i2 = i1 + 1_800_000;
+    s.apply_at(update(false, vec![interval_group("email", i2, vec![agg("nOffered", count(1.0))])]), i2 + 5_000);
+    assert!(has(&s, i2 + 5_000, &format!(r#"genesys_queue_offered_total{{{Q},media_type="email"}} 1"#)));
+}
+
+#[test]
+fn totals_text_is_kept_across_other_changes_and_follows_renames() {
+    let s = store();
+    let i1 = T0 - 600_000;
+    s.apply_at(kpi_update(i1, 1.0, count(0.0), count(0.0)), T0);
+    s.apply_at(kpi_update(i1, 3.0, count(0.0), count(0.0)), T0);
+    // An observation-only change re-renders the queue but not its totals: they are still there, unchanged.
+    s.apply_at(update(false, vec![group(Some("voice"), vec![obs(ObsMetric::Waiting, None, Some(4.0))])]), T0);
+    assert!(has(&s, T0, &format!("genesys_queue_offered_total{{{V}}} 2")));
+    assert!(has(&s, T0, &format!(r#"genesys_queue_waiting{{{Q},media_type="voice"}} 4"#)));
+    let t = text(&s, T0);
+    assert_eq!(t.matches("# TYPE genesys_queue_answer_wait_seconds histogram\n").count(), 1);
+    // A rename re-renders the totals with the new labels.
+    s.set_queues_at(vec![meta("q1", "Sales EU")], T0);
+    assert!(has(&s, T0, r#"genesys_queue_offered_total{queue_id="q1",queue="Sales EU",media_type="voice"} 2"#));
+    assert!(!text(&s, T0).contains(r#"queue="Sales""#));
+    assert!(s.summary(T0).rendered_bytes > t.len() / 2);
 }

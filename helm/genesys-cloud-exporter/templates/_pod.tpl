@@ -1,3 +1,35 @@
+{{/* The container env: the shard ordinal, credentials and OTLP headers (all by reference), then extraEnv. */}}
+{{- define "gce.env" -}}
+{{- if include "gce.sharded" . }}
+- name: POD_INDEX
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.labels['apps.kubernetes.io/pod-index']
+{{- end }}
+{{- with (include "gce.secretName" .) }}
+- name: GENESYS_CLIENT_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ include "gce.clientIdKey" $ }}
+- name: GENESYS_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ include "gce.clientSecretKey" $ }}
+{{- end }}
+{{- with .Values.otlpHeadersSecret.name }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.otlpHeadersSecret.key | default "headers" }}
+{{- end }}
+{{- with .Values.extraEnv }}
+{{- toYaml . | nindent 0 }}
+{{- end }}
+{{- end }}
+
 {{/* The pod template shared by the Deployment (one shard) and the StatefulSet (N shards). */}}
 {{- define "gce.podTemplate" -}}
 metadata:
@@ -53,35 +85,10 @@ spec:
         - name: http
           containerPort: {{ .Values.containerPort }}
           protocol: TCP
+      {{- with include "gce.env" . | trim }}
       env:
-        {{- if include "gce.sharded" . }}
-        - name: POD_INDEX
-          valueFrom:
-            fieldRef:
-              fieldPath: metadata.labels['apps.kubernetes.io/pod-index']
-        {{- end }}
-        {{- with (include "gce.secretName" .) }}
-        - name: GENESYS_CLIENT_ID
-          valueFrom:
-            secretKeyRef:
-              name: {{ . }}
-              key: {{ include "gce.clientIdKey" $ }}
-        - name: GENESYS_CLIENT_SECRET
-          valueFrom:
-            secretKeyRef:
-              name: {{ . }}
-              key: {{ include "gce.clientSecretKey" $ }}
-        {{- end }}
-        {{- with .Values.otlpHeadersSecret.name }}
-        - name: OTEL_EXPORTER_OTLP_HEADERS
-          valueFrom:
-            secretKeyRef:
-              name: {{ . }}
-              key: {{ $.Values.otlpHeadersSecret.key | default "headers" }}
-        {{- end }}
-        {{- with .Values.extraEnv }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
+        {{- . | nindent 8 }}
+      {{- end }}
       {{- with .Values.extraEnvFrom }}
       envFrom:
         {{- toYaml . | nindent 8 }}

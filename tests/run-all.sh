@@ -40,3 +40,19 @@ log "benchmarks, tiny size (keeps them compiling and working; figures come from 
 cargo test --quiet --bench scrape -- --quick
 # Doc tests are not run by nextest.
 cargo test --doc --quiet
+
+# --- Helm chart tests (Python: Helm's own engine via helm-python-sdk, the Kubernetes schemas) --------------------
+log "chart tests (pytest tests/python)"
+venv=target/py-venv
+if [ ! -x "$venv/bin/pip" ]; then
+  # Debian ships venv's pip bootstrap (ensurepip) in a separate package.
+  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+"$venv/bin/python" -m pytest -q tests/python

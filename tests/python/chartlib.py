@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -132,3 +133,53 @@ def check_config(config_text: str, tmp_path: Path) -> subprocess.CompletedProces
         env=env,
         timeout=60,
     )
+
+
+def matches(selector: dict, labels: dict) -> bool:
+    """A non-empty matchLabels selector that `labels` satisfies."""
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def check_operator_objects(r):
+    """Field-by-field checks of the monitoring.coreos.com/v1 objects (no OpenAPI schema ships for them)."""
+    service = r.one("Service")
+    service_ports = {p["name"] for p in service["spec"]["ports"]}
+    pod = r.workload()["spec"]["template"]
+    container_ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+    for obj in r.objects:
+        kind = obj["kind"]
+        if kind not in OPERATOR_KINDS:
+            continue
+        assert obj["apiVersion"] == "monitoring.coreos.com/v1", kind
+        spec = obj["spec"]
+        assert set(obj) == {"apiVersion", "kind", "metadata", "spec"}
+        if kind in ("ServiceMonitor", "PodMonitor"):
+            target_labels = service["metadata"]["labels"] if kind == "ServiceMonitor" else pod["metadata"]["labels"]
+            assert set(spec["selector"]) == {"matchLabels"}
+            assert matches(spec["selector"]["matchLabels"], target_labels), f"{kind} selects no exporter"
+            assert spec["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+            # jobLabel must name a label the target carries, or Prometheus falls back to the object's name.
+            assert spec["jobLabel"] in target_labels
+            assert target_labels[spec["jobLabel"]] == "genesys-cloud-exporter"
+            endpoints = spec["endpoints" if kind == "ServiceMonitor" else "podMetricsEndpoints"]
+            assert endpoints, kind
+            ports = service_ports if kind == "ServiceMonitor" else container_ports
+            for ep in endpoints:
+                assert ep["port"] in ports, f"{kind} port {ep['port']} not in {ports}"
+                assert ep["path"] == "/metrics"
+                assert ep.get("scheme", "http") in ("http", "https")
+                for key in ("interval", "scrapeTimeout"):
+                    if key in ep:
+                        assert re.fullmatch(r"([0-9]+(ms|s|m|h))+", ep[key]), ep[key]
+                for relabel in ep.get("metricRelabelings", []) + ep.get("relabelings", []):
+                    assert isinstance(relabel, dict)
+        else:
+            groups = spec["groups"]
+            assert groups, f"PrometheusRule/{obj['metadata']['name']} has no groups"
+            assert set(spec) == {"groups"}
+            assert len({g["name"] for g in groups}) == len(groups), "duplicate group names"
+            for g in groups:
+                assert g["name"] and g["rules"], g
+                for rule in g["rules"]:
+                    assert ("alert" in rule) != ("record" in rule), rule
+                    assert str(rule["expr"]).strip(), rule

@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from chartlib import CHART, KUBE_VERSION, NAMESPACE, OPERATOR_KINDS, RELEASE, render, require
+from chartlib import CHART, KUBE_VERSION, NAMESPACE, OPERATOR_KINDS, RELEASE, check_operator_objects, matches, render, require
 
 helm_chart = require("helm_python.chart")
 kubernetes_validate = require("kubernetes_validate")
@@ -61,71 +61,34 @@ def test_every_object_is_named_labelled_and_namespaced(scenario):
         names.add((obj["kind"], md["name"]))
 
 
-def _matches(selector: dict, labels: dict) -> bool:
-    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
-
-
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_selectors_pick_the_exporter_pods(scenario):
     r = render(SCENARIOS[scenario])
     w = r.workload()
     pod_labels = w["spec"]["template"]["metadata"]["labels"]
-    assert _matches(w["spec"]["selector"]["matchLabels"], pod_labels)
-    assert _matches(r.one("Service")["spec"]["selector"], pod_labels)
+    assert matches(w["spec"]["selector"]["matchLabels"], pod_labels)
+    assert matches(r.one("Service")["spec"]["selector"], pod_labels)
     for kind in ("PodDisruptionBudget", "NetworkPolicy"):
         for obj in r.of_kind(kind):
             sel = obj["spec"]["selector" if kind == "PodDisruptionBudget" else "podSelector"]["matchLabels"]
-            assert _matches(sel, pod_labels), kind
-
-
-def check_operator_objects(r):
-    """Field-by-field checks of the monitoring.coreos.com/v1 objects (no OpenAPI schema ships for them)."""
-    service = r.one("Service")
-    service_ports = {p["name"] for p in service["spec"]["ports"]}
-    pod = r.workload()["spec"]["template"]
-    container_ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
-    for obj in r.objects:
-        kind = obj["kind"]
-        if kind not in OPERATOR_KINDS:
-            continue
-        assert obj["apiVersion"] == "monitoring.coreos.com/v1", kind
-        spec = obj["spec"]
-        assert set(obj) == {"apiVersion", "kind", "metadata", "spec"}
-        if kind in ("ServiceMonitor", "PodMonitor"):
-            target_labels = service["metadata"]["labels"] if kind == "ServiceMonitor" else pod["metadata"]["labels"]
-            assert set(spec["selector"]) == {"matchLabels"}
-            assert _matches(spec["selector"]["matchLabels"], target_labels), f"{kind} selects no exporter"
-            assert spec["namespaceSelector"] == {"matchNames": [NAMESPACE]}
-            # jobLabel must name a label the target carries, or Prometheus falls back to the object's name.
-            assert spec["jobLabel"] in target_labels
-            assert target_labels[spec["jobLabel"]] == "genesys-cloud-exporter"
-            endpoints = spec["endpoints" if kind == "ServiceMonitor" else "podMetricsEndpoints"]
-            assert endpoints, kind
-            ports = service_ports if kind == "ServiceMonitor" else container_ports
-            for ep in endpoints:
-                assert ep["port"] in ports, f"{kind} port {ep['port']} not in {ports}"
-                assert ep["path"] == "/metrics"
-                assert ep.get("scheme", "http") in ("http", "https")
-                for key in ("interval", "scrapeTimeout"):
-                    if key in ep:
-                        assert re.fullmatch(r"([0-9]+(ms|s|m|h))+", ep[key]), ep[key]
-                for relabel in ep.get("metricRelabelings", []) + ep.get("relabelings", []):
-                    assert isinstance(relabel, dict)
-        else:
-            groups = spec["groups"]
-            assert groups, f"PrometheusRule/{obj['metadata']['name']} has no groups"
-            assert set(spec) == {"groups"}
-            assert len({g["name"] for g in groups}) == len(groups), "duplicate group names"
-            for g in groups:
-                assert g["name"] and g["rules"], g
-                for rule in g["rules"]:
-                    assert ("alert" in rule) != ("record" in rule), rule
-                    assert str(rule["expr"]).strip(), rule
+            assert matches(sel, pod_labels), kind
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_operator_objects_are_well_formed(scenario):
     check_operator_objects(render(SCENARIOS[scenario]))
+
+
+def test_the_schema_check_is_not_vacuous():
+    """kubernetes-validate, strict, really rejects a misspelt field and a wrong type in what we render."""
+    deployment = render({}).one("Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = 3
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBE_VERSION, strict=True)
+    deployment = render({}).one("Deployment")
+    deployment["spec"]["replica"] = 1
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBE_VERSION, strict=True)
 
 
 def test_default_render_creates_no_operator_objects_without_the_crds():

@@ -45,14 +45,15 @@ cargo test --doc --quiet
 log "chart tests (pytest tests/python)"
 venv=target/py-venv
 if [ ! -x "$venv/bin/pip" ]; then
-  # Debian ships venv's pip bootstrap (ensurepip) in a separate package.
-  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  rm -rf "$venv"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    # Debian ships venv's pip bootstrap (ensurepip's wheels) in a separate package.
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    rm -rf "$venv"
+    python3 -m venv "$venv"
   fi
-  rm -rf "$venv"
-  python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 "$venv/bin/python" -m pytest -q tests/python

@@ -87,3 +87,19 @@ def test_the_config_section_mirrors_the_exporters_keys():
     assert schema_keys == keys - secrets
     for section in SCHEMA["properties"]["config"]["properties"].values():
         assert section["additionalProperties"] is False
+
+
+def test_the_readme_lists_every_value():
+    readme = (CHART / "README.md").read_text()
+    table = {m for m in re.findall(r"^\| `([^`]+)` \|", readme, re.M)}
+
+    def leaves(v, s, path=""):
+        props = s.get("properties")
+        if isinstance(v, dict) and v and props and path not in ("existingSecret", "otlpHeadersSecret"):
+            for k, sub in v.items():
+                yield from leaves(sub, props[k], f"{path}.{k}" if path else k)
+        else:
+            yield path
+
+    missing = sorted(set(leaves(DEFAULTS, SCHEMA)) - table)
+    assert not missing, f"values missing from the README's table: {missing}"

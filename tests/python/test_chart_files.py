@@ -192,3 +192,19 @@ def test_the_real_charts_files_render(tmp_path):
     check_operator_objects(r)
     n_rules = len([p for p in (CHART / "files" / "alerts").glob("*.y*ml")])
     assert len([p for p in r.of_kind("PrometheusRule")]) == n_rules
+
+
+def test_a_chart_with_rules_and_dashboards_lints_and_validates(tmp_path):
+    kubernetes_validate = require("kubernetes_validate")
+    helm_chart = require("helm_python.chart")
+    from chartlib import KUBE_VERSION, OPERATOR_KINDS
+
+    _, chart = make_sample_repo(tmp_path)
+    values = {"prometheusRule": {"enabled": True}, "serviceMonitor": {"enabled": True}}
+    report = helm_chart.lint(chart, values, strict=True, kube_version=f"v{KUBE_VERSION}.0")
+    assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == []
+    r = render(values, chart=chart)
+    for obj in r.objects:
+        if obj["kind"] not in OPERATOR_KINDS:
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+    check_operator_objects(r)

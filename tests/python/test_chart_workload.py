@@ -161,3 +161,8 @@ def test_network_policy_otlp_ports():
     assert _egress_ports(plain) == {53, 443, 80}
     extra = render({"networkPolicy": {"enabled": True, "extraEgressPorts": [3128]}})
     assert 3128 in _egress_ports(extra)
+
+
+def test_recreate_strategy_drops_the_default_rolling_update():
+    assert render({"strategy": {"type": "Recreate"}}).one("Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert render({}).one("Deployment")["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}

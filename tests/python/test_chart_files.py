@@ -102,6 +102,7 @@ def make_sample_repo(tmp_path: Path) -> tuple[Path, Path]:
     (root / "dashboards").mkdir()
     (root / "alerts" / "genesys-alerts.yaml").write_text(RULES)
     (root / "alerts" / "recording-rules.yaml").write_text(RECORDING)
+    (root / "alerts" / "site.yml").write_text(RECORDING.replace("genesys-kpis", "site").replace("genesys:", "site:"))
     (root / "alerts" / "alertmanager.example.yml").write_text("route:\n  receiver: pager\nreceivers:\n  - name: pager\n")
     (root / "alerts" / "tests" / "alerts.test.yaml").write_text("rule_files: [../genesys-alerts.yaml]\ntests: []\n")
     (root / "dashboards" / "wallboard.json").write_text(json.dumps(DASHBOARD, indent=2))
@@ -120,6 +121,7 @@ def test_sync_copies_rule_files_and_dashboards_only(tmp_path):
     assert set(actual_copies(chart)) == {
         "files/alerts/genesys-alerts.yaml",
         "files/alerts/recording-rules.yaml",
+        "files/alerts/site.yml",
         "files/dashboards/wallboard.json",
         "files/dashboards/Exporter_Health.json",
     }
@@ -141,7 +143,7 @@ def test_one_prometheusrule_per_rule_file_with_its_groups(tmp_path):
     root, chart = make_sample_repo(tmp_path)
     r = render({"prometheusRule": {"enabled": True}}, chart=chart)
     rules = {p["metadata"]["annotations"]["genesys-cloud-exporter/source"]: p for p in r.of_kind("PrometheusRule")}
-    sources = [p for p in (root / "alerts").glob("*.yaml") if is_rule_file(p)]
+    sources = [p for p in (root / "alerts").glob("*.y*ml") if is_rule_file(p)]
     assert set(rules) == {p.name for p in sources}
     for p in sources:
         obj = rules[p.name]
@@ -151,7 +153,7 @@ def test_one_prometheusrule_per_rule_file_with_its_groups(tmp_path):
     alert = rules["genesys-alerts.yaml"]["spec"]["groups"][0]["rules"][0]
     assert alert["annotations"]["description"].startswith("{{ $labels.queue }}")
     check_operator_objects(r)
-    assert "2 PrometheusRule object(s)" in r.notes
+    assert "3 PrometheusRule object(s)" in r.notes
 
 
 def test_a_rule_file_without_groups_fails_the_render(tmp_path):

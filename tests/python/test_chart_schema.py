@@ -21,6 +21,7 @@ DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
     [
         ({"sharding": {"shards": "3"}}, "/sharding/shards", "got string, want integer"),
         ({"sharding": {"shards": 0}}, "/sharding/shards", "minimum"),
+        ({"sharding": {"shards": 21}}, "/sharding/shards", "maximum"),
         ({"existingSecret": {"name": ""}}, "/existingSecret/name", "minLength"),
         ({"existingSecret": {"clientIdKey": "id"}}, "/existingSecret", "missing property 'name'"),
         ({"replicaCount": 2}, "", "additional properties 'replicaCount' not allowed"),

@@ -210,3 +210,22 @@ def test_a_chart_with_rules_and_dashboards_lints_and_validates(tmp_path):
         if obj["kind"] not in OPERATOR_KINDS:
             kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
     check_operator_objects(r)
+
+
+def test_rendered_rule_groups_pass_promtool(tmp_path):
+    """What the PrometheusRules carry is still a valid rule file for Prometheus (promtool comes with the Debian
+    package tests/run-all.sh installs)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            raise AssertionError("promtool is required when CI is set (Debian package prometheus)")
+        import pytest
+
+        pytest.skip("promtool not installed")
+    _, chart = make_sample_repo(tmp_path)
+    r = render({"prometheusRule": {"enabled": True}}, chart=chart)
+    for i, obj in enumerate(r.of_kind("PrometheusRule")):
+        f = tmp_path / f"rules-{i}.yaml"
+        f.write_text(yaml.safe_dump({"groups": obj["spec"]["groups"]}))
+        out = subprocess.run([promtool, "check", "rules", str(f)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout + out.stderr

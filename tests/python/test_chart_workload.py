@@ -166,3 +166,18 @@ def test_network_policy_otlp_ports():
 def test_recreate_strategy_drops_the_default_rolling_update():
     assert render({"strategy": {"type": "Recreate"}}).one("Deployment")["spec"]["strategy"] == {"type": "Recreate"}
     assert render({}).one("Deployment")["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def test_null_config_sections_keep_the_exporters_defaults():
+    r = render({"config": {"web": None, "otlp": None}, "serviceMonitor": {"enabled": True}, "networkPolicy": {"enabled": True}})
+    assert "ServiceMonitor" in r.kinds()
+    r = render({"config": {"web": {"metrics_enabled": None}}, "podMonitor": {"enabled": True}})
+    assert "PodMonitor" in r.kinds()
+
+
+def test_an_empty_config_is_the_exporters_defaults(tmp_path):
+    from chartlib import check_config
+
+    r = render({"config": None, "sharding": {"shards": 2}, "networkPolicy": {"enabled": True}})
+    assert yaml.safe_load(r.config_yaml()) == {"notifications": {"max_channels": 10}}
+    assert check_config(render({"config": None}).config_yaml(), tmp_path).returncode == 0

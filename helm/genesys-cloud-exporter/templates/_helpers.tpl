@@ -105,7 +105,7 @@ annotations:
      shard gets an equal part of the 20 channels Genesys allows per OAuth client, so shards never evict each
      other's channels. */}}
 {{- define "gce.configYaml" -}}
-{{- $cfg := deepCopy .Values.config }}
+{{- $cfg := deepCopy (.Values.config | default dict) }}
 {{- if include "gce.sharded" . }}
 {{- $n := get $cfg "notifications" | default dict }}
 {{- if not (get $n "max_channels") }}
@@ -178,4 +178,9 @@ metricRelabelings:
 {{- $base := .path | base | trimSuffix (ext .path) | lower }}
 {{- $base = regexReplaceAll "[^a-z0-9-]+" $base "-" | trimAll "-" }}
 {{- printf "%s-%s" (include "gce.fullname" .root) $base | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* "true" unless config.web.metrics_enabled is false (null or absent keep the exporter's default: on). */}}
+{{- define "gce.metricsEnabled" -}}
+{{- if ne (toString (dig "web" "metrics_enabled" true (.Values.config | default dict))) "false" }}true{{ end }}
 {{- end }}

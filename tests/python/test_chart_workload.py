@@ -181,3 +181,8 @@ def test_an_empty_config_is_the_exporters_defaults(tmp_path):
     r = render({"config": None, "sharding": {"shards": 2}, "networkPolicy": {"enabled": True}})
     assert yaml.safe_load(r.config_yaml()) == {"notifications": {"max_channels": 10}}
     assert check_config(render({"config": None}).config_yaml(), tmp_path).returncode == 0
+
+
+def test_null_secret_references_mean_none():
+    r = render({"existingSecret": None, "otlpHeadersSecret": None, "clientId": "a", "clientSecret": "b"})
+    assert r.one("Secret") and "OTEL_EXPORTER_OTLP_HEADERS" not in env_of(r)

@@ -86,19 +86,19 @@ annotations:
 {{/* The credentials Secret's name and keys: the user's existingSecret, or the one the chart creates; empty when
      neither is configured (the exporter then refuses to start and says so, and NOTES.txt warns). */}}
 {{- define "gce.secretName" -}}
-{{- if .Values.existingSecret.name }}
-{{- .Values.existingSecret.name }}
+{{- if (.Values.existingSecret | default dict).name }}
+{{- (.Values.existingSecret | default dict).name }}
 {{- else if or .Values.clientId .Values.clientSecret }}
 {{- include "gce.fullname" . }}
 {{- end }}
 {{- end }}
 
 {{- define "gce.clientIdKey" -}}
-{{- if .Values.existingSecret.name }}{{ .Values.existingSecret.clientIdKey | default "client-id" }}{{ else }}client-id{{ end }}
+{{- if (.Values.existingSecret | default dict).name }}{{ (.Values.existingSecret | default dict).clientIdKey | default "client-id" }}{{ else }}client-id{{ end }}
 {{- end }}
 
 {{- define "gce.clientSecretKey" -}}
-{{- if .Values.existingSecret.name }}{{ .Values.existingSecret.clientSecretKey | default "client-secret" }}{{ else }}client-secret{{ end }}
+{{- if (.Values.existingSecret | default dict).name }}{{ (.Values.existingSecret | default dict).clientSecretKey | default "client-secret" }}{{ else }}client-secret{{ end }}
 {{- end }}
 
 {{/* The exporter's config file: values.config as YAML. When sharded and notifications.max_channels is unset, each

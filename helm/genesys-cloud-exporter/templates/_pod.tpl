@@ -18,12 +18,12 @@
       name: {{ . }}
       key: {{ include "gce.clientSecretKey" $ }}
 {{- end }}
-{{- with .Values.otlpHeadersSecret.name }}
+{{- with (.Values.otlpHeadersSecret | default dict).name }}
 - name: OTEL_EXPORTER_OTLP_HEADERS
   valueFrom:
     secretKeyRef:
       name: {{ . }}
-      key: {{ $.Values.otlpHeadersSecret.key | default "headers" }}
+      key: {{ ($.Values.otlpHeadersSecret | default dict).key | default "headers" }}
 {{- end }}
 {{- with .Values.extraEnv }}
 {{- toYaml . | nindent 0 }}
@@ -41,7 +41,7 @@ metadata:
   annotations:
     # Roll the pods when the config or the chart-made Secret changes.
     checksum/config: {{ include "gce.configYaml" . | sha256sum }}
-    {{- if and (not .Values.existingSecret.name) (or .Values.clientId .Values.clientSecret) }}
+    {{- if and (not (.Values.existingSecret | default dict).name) (or .Values.clientId .Values.clientSecret) }}
     checksum/secret: {{ printf "%s/%s" .Values.clientId .Values.clientSecret | sha256sum }}
     {{- end }}
     {{- with .Values.podAnnotations }}

@@ -41,3 +41,20 @@ cargo test --quiet --bench scrape -- --quick
 cargo test --quiet --bench ingest -- --quick
 # Doc tests are not run by nextest.
 cargo test --doc --quiet
+
+# --- Helm chart tests (Python: Helm's own engine via helm-python-sdk, the Kubernetes schemas) --------------------
+log "chart tests (pytest tests/python)"
+venv=target/py-venv
+if [ ! -x "$venv/bin/pip" ]; then
+  rm -rf "$venv"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    # Debian ships venv's pip bootstrap (ensurepip's wheels) in a separate package.
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+  fi
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+"$venv/bin/python" -m pytest -q tests/python

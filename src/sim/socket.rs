@@ -86,17 +86,14 @@ pub(crate) async fn run(
         };
     }
     let stalled = |sh: &Shared| sh.flags().stalled(&channel, Instant::now());
+    let mut close_sent = false;
     loop {
         tokio::select! {
-            _ = ctl.close.cancelled() => {
-                if !ctl.abrupt.load(Relaxed) {
-                    let (code, reason) = ctl.why.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or((1000, String::new()));
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.send(close_msg(code, &reason))).await;
-                }
-                break;
-            }
+            biased;
+            _ = ctl.close.cancelled() => break,
             _ = sh.shutdown.cancelled() => {
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.send(close_msg(1001, "simulator shutting down"))).await;
+                close_sent = true;
                 break;
             }
             out = rx.recv() => match out {
@@ -112,6 +109,7 @@ pub(crate) async fn run(
                 }
                 Some(Out::Close { code, reason }) => {
                     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.send(close_msg(code, reason))).await;
+                    close_sent = true;
                     break;
                 }
                 None => break,
@@ -146,6 +144,11 @@ pub(crate) async fn run(
                 Some(Ok(_)) => {}
             },
         }
+    }
+    // Closed by the server (kick, expiry, slow consumer, …): a close frame unless the fault is a TCP drop.
+    if !close_sent && ctl.is_closing() && !ctl.abrupt.load(Relaxed) {
+        let (code, reason) = ctl.why.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or((1000, String::new()));
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.send(close_msg(code, &reason))).await;
     }
     sh.stats.sockets_open.fetch_sub(1, Relaxed);
     tracing::debug!(channel = %channel, conn_id, "socket closed");

@@ -90,7 +90,11 @@ pub async fn login(c: &reqwest::Client, base: &str, id: &str, secret: &str) -> R
 }
 
 pub async fn token(c: &reqwest::Client, sim: &SimHandle) -> String {
-    let r = login(c, &sim.base_url(), "sim-client", "sim-secret").await;
+    token_at(c, &sim.base_url()).await
+}
+
+pub async fn token_at(c: &reqwest::Client, base: &str) -> String {
+    let r = login(c, base, "sim-client", "sim-secret").await;
     assert_eq!(r.status, 200, "{}", r.text);
     r.json()["access_token"].as_str().expect("access_token").to_owned()
 }

@@ -74,7 +74,8 @@ async fn simulate_command_serves_and_applies_its_scenario() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let truth = sim::send(&c, reqwest::Method::GET, &format!("{base}/sim/truth"), None, None).await.json();
-        let names: Vec<&str> = truth["queues"].as_array().unwrap().iter().map(|q| q["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> =
+            truth["queues"].as_array().unwrap().iter().map(|q| q["name"].as_str().unwrap()).collect();
         if names.contains(&"CLI Scenario Queue") {
             assert_eq!(names.len(), 4, "--queues 3, plus the scenario's: {names:?}");
             break;
@@ -92,7 +93,9 @@ async fn simulate_command_serves_and_applies_its_scenario() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The WebSocket is on the same port and heartbeats at the configured interval.
-    let ch = sim::send(&c, reqwest::Method::POST, &format!("{base}/api/v2/notifications/channels"), Some(&t), None).await.json();
+    let ch = sim::send(&c, reqwest::Method::POST, &format!("{base}/api/v2/notifications/channels"), Some(&t), None)
+        .await
+        .json();
     let mut ws = sim::connect(ch["connectUri"].as_str().unwrap()).await;
     sim::wait_text(&mut ws, Duration::from_secs(3), "heartbeat", sim::is_heartbeat).await;
     let _ = std::fs::remove_dir_all(&dir);

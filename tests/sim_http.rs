@@ -56,6 +56,20 @@ async fn token_lifetime_is_divided_by_speed() {
 }
 
 #[tokio::test]
+async fn expired_token_gets_401() {
+    let mut cfg = small_cfg();
+    cfg.token_lifetime = Duration::from_secs(1);
+    let s = start(cfg).await;
+    let c = http();
+    let t = token(&c, &s).await;
+    let url = format!("{}/api/v2/routing/queues", s.base_url());
+    assert_eq!(get(&c, &url, &t).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_error_body(&get(&c, &url, &t).await, 401, "bad.credentials");
+    s.shutdown().await;
+}
+
+#[tokio::test]
 async fn queue_paging_follows_next_uri() {
     let mut cfg = small_cfg();
     cfg.model.queues = 7;
@@ -238,8 +252,14 @@ async fn observations_and_aggregates_queries() {
             }
         }
     }
-    let r = send(&c, Method::POST, &url, Some(&t), Some(&json!({"interval": "yesterday", "metrics": ["nOffered"]}).to_string()))
-        .await;
+    let r = send(
+        &c,
+        Method::POST,
+        &url,
+        Some(&t),
+        Some(&json!({"interval": "yesterday", "metrics": ["nOffered"]}).to_string()),
+    )
+    .await;
     assert_error_body(&r, 400, "bad.request");
     s.shutdown().await;
 }
@@ -395,8 +415,9 @@ async fn faults_queue_changes_and_presence() {
     let r = inject_http(&c, &s, json!({"kind": "remove_queue", "id": new_id})).await;
     assert_eq!(r.status, 404);
 
-    let r = inject_http(&c, &s, json!({"kind": "add_presence_definition", "label": "Coffee", "system_presence": "Break"}))
-        .await;
+    let r =
+        inject_http(&c, &s, json!({"kind": "add_presence_definition", "label": "Coffee", "system_presence": "Break"}))
+            .await;
     assert_eq!(r.status, 200);
     let pid = r.json()["detail"]["presence_definition_id"].as_str().expect("id").to_owned();
     let v = get(&c, &format!("{}/api/v2/presence/definitions", s.base_url()), &t).await.json();
@@ -448,8 +469,9 @@ async fn faults_pause_resume_and_admin_endpoints() {
     assert_eq!(st["faults"]["resume"], 1);
     assert_eq!(st["paused"], false);
     // A list of faults is accepted too.
-    let r = inject_http(&c, &s, json!([{"kind": "set_arrivals", "per_hour": 0}, {"kind": "heartbeat_loss", "seconds": 0}]))
-        .await;
+    let r =
+        inject_http(&c, &s, json!([{"kind": "set_arrivals", "per_hour": 0}, {"kind": "heartbeat_loss", "seconds": 0}]))
+            .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(r.json().is_array());
     s.shutdown().await;
@@ -472,7 +494,8 @@ async fn faults_revoke_and_restart_invalidate_tokens() {
     inject_http(&c, &s, json!({"kind": "restart"})).await;
     assert_error_body(&get(&c, &url, &t2).await, 401, "bad.credentials");
     let t3 = token(&c, &s).await;
-    let r = send(&c, Method::HEAD, &format!("{}/api/v2/notifications/channels/{id}", s.base_url()), Some(&t3), None).await;
+    let r =
+        send(&c, Method::HEAD, &format!("{}/api/v2/notifications/channels/{id}", s.base_url()), Some(&t3), None).await;
     assert_eq!(r.status, 404, "restart drops every channel");
     s.shutdown().await;
 }
@@ -494,7 +517,8 @@ async fn channel_create_list_head_shapes() {
     let id = ch["id"].as_str().unwrap();
     let port = s.addr.port();
     assert_eq!(ch["connectUri"], format!("ws://127.0.0.1:{port}/channels/{id}"));
-    let exp = chrono::DateTime::parse_from_rfc3339(ch["expires"].as_str().unwrap()).expect("ISO-8601").timestamp_millis();
+    let exp =
+        chrono::DateTime::parse_from_rfc3339(ch["expires"].as_str().unwrap()).expect("ISO-8601").timestamp_millis();
     let want = chrono::Utc::now().timestamp_millis() + 86_400_000 / 10;
     assert!((exp - want).abs() < 60_000, "expires = now + 24 h / speed");
 
@@ -506,7 +530,9 @@ async fn channel_create_list_head_shapes() {
     let t2 = token(&c, &s).await;
     let l = get(&c, &format!("{}/api/v2/notifications/channels", s.base_url()), &t2).await.json();
     assert_eq!(l["entities"].as_array().unwrap().len(), 0);
-    let l = get(&c, &format!("{}/api/v2/notifications/channels?includechannels=oauthclient", s.base_url()), &t2).await.json();
+    let l = get(&c, &format!("{}/api/v2/notifications/channels?includechannels=oauthclient", s.base_url()), &t2)
+        .await
+        .json();
     assert_eq!(l["entities"].as_array().unwrap().len(), 1);
 
     let head = |path: String| {
@@ -648,7 +674,9 @@ async fn eviction_of_the_21st_channel() {
         let c = c.clone();
         let t = t.clone();
         let b = s.base_url();
-        async move { send(&c, Method::HEAD, &format!("{b}/api/v2/notifications/channels/{id}"), Some(&t), None).await.status }
+        async move {
+            send(&c, Method::HEAD, &format!("{b}/api/v2/notifications/channels/{id}"), Some(&t), None).await.status
+        }
     };
     create_channel(&c, &s, &t).await;
     assert_eq!(head(ids[0].clone()).await, 200, "connected channel survives");

@@ -277,7 +277,10 @@ async fn fault_expire_channel() {
     inject_http(&c, &s, json!({"kind": "expire_channel", "channel": id})).await;
     assert!(matches!(wait_end(&mut ws, 2 * SECOND).await, Ev::Close(_)));
     let b = s.base_url();
-    assert_eq!(send(&c, Method::HEAD, &format!("{b}/api/v2/notifications/channels/{id}"), Some(&t), None).await.status, 404);
+    assert_eq!(
+        send(&c, Method::HEAD, &format!("{b}/api/v2/notifications/channels/{id}"), Some(&t), None).await.status,
+        404
+    );
     let r = get(&c, &format!("{b}/api/v2/notifications/channels/{id}/subscriptions"), &t).await;
     assert_error_body(&r, 404, "resource.not.found");
     assert_eq!(connect_status(ch["connectUri"].as_str().unwrap()).await, 404);

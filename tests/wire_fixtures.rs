@@ -41,7 +41,10 @@ fn topic_aggregate_message() {
     let sl = d.metrics.iter().find(|m| m.metric == "oServiceLevel").unwrap();
     assert_eq!((sl.stats.numerator, sl.stats.denominator, sl.stats.target), (Some(0.0), Some(2.0), Some(0.5)));
     let ab = d.metrics.iter().find(|m| m.metric == "tAbandon").unwrap();
-    assert_eq!((ab.stats.count, ab.stats.sum, ab.stats.min, ab.stats.max), (Some(2.0), Some(86168.0), Some(11781.0), Some(74387.0)));
+    assert_eq!(
+        (ab.stats.count, ab.stats.sum, ab.stats.min, ab.stats.max),
+        (Some(2.0), Some(86168.0), Some(11781.0), Some(74387.0))
+    );
     assert!(matches!(decode::decode_frame(&text).unwrap(), Frame::Queue(_)));
 }
 
@@ -63,7 +66,8 @@ fn observations_query_tutorial_response() {
 
 #[test]
 fn observations_query_splunk_mock() {
-    let r: QueueObservationQueryResponse = serde_json::from_str(&fixture("observations_query_splunk_mock.json")).unwrap();
+    let r: QueueObservationQueryResponse =
+        serde_json::from_str(&fixture("observations_query_splunk_mock.json")).unwrap();
     let m = r.system_to_organization_mappings.as_ref().unwrap();
     assert_eq!(m["ON_QUEUE"], ["e08eaf1b-ee47-4fa9-a231-1200e284798f"]);
     let d = &r.results[0].data;

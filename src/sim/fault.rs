@@ -21,7 +21,9 @@ pub enum Fault {
         seconds: f64,
     },
     /// Messages still flow, but no heartbeats and no pongs for `seconds`.
-    HeartbeatLoss { seconds: f64 },
+    HeartbeatLoss {
+        seconds: f64,
+    },
     /// Push `v2.system.socket_closing` to every socket, close those sockets after the grace period.
     SocketClosing {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,9 +37,14 @@ pub enum Fault {
     /// Push `v2.system.token_revoked.<channel id>` to every socket and close it; every token then gets 401.
     RevokeTokens,
     /// The next `count` API requests answer `status` (e.g. 503) with a Genesys error body.
-    ErrorBurst { count: u32, status: u16 },
+    ErrorBurst {
+        count: u32,
+        status: u16,
+    },
     /// Every API request answers 429 (with Retry-After) for `seconds`.
-    RateLimitStorm { seconds: f64 },
+    RateLimitStorm {
+        seconds: f64,
+    },
     /// Delay every HTTP response by `ms` for `seconds` (absent: until the next latency fault; `ms: 0` clears).
     Latency {
         ms: u64,
@@ -60,14 +67,27 @@ pub enum Fault {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         division: Option<String>,
     },
-    RemoveQueue { id: String },
-    RenameQueue { id: String, name: String },
-    AddPresenceDefinition { label: String, system_presence: String },
+    RemoveQueue {
+        id: String,
+    },
+    RenameQueue {
+        id: String,
+        name: String,
+    },
+    AddPresenceDefinition {
+        label: String,
+        system_presence: String,
+    },
     /// Topics of this queue need a permission the client lacks: 403 for the whole subscription request, or
     /// `Rejected` with `missingPermissions` when `ignoreErrors=true`.
-    ForbidTopic { queue_id: String },
+    ForbidTopic {
+        queue_id: String,
+    },
     /// `on: true`: the model keeps changing but no messages are sent for this queue (reconciliation tests).
-    SilenceTopic { queue_id: String, on: bool },
+    SilenceTopic {
+        queue_id: String,
+        on: bool,
+    },
     /// Put `count` customers in a queue now.
     Arrive {
         queue_id: String,
@@ -77,7 +97,9 @@ pub enum Fault {
         count: u64,
     },
     /// Arrival rate of every queue (model hours); 0 stops new arrivals.
-    SetArrivals { per_hour: f64 },
+    SetArrivals {
+        per_hour: f64,
+    },
     /// Freeze model time (and so the truth).
     Pause,
     Resume,

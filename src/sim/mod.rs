@@ -156,7 +156,8 @@ impl Default for SimConfig {
 impl From<&SimArgs> for SimConfig {
     /// Everything but the scenario file, which [`serve`] reads (reading can fail; `From` cannot).
     fn from(a: &SimArgs) -> Self {
-        let mut model = ModelConfig { queues: a.queues, agents_per_queue: a.agents_per_queue, seed: a.seed, ..Default::default() };
+        let mut model =
+            ModelConfig { queues: a.queues, agents_per_queue: a.agents_per_queue, seed: a.seed, ..Default::default() };
         if let Some(r) = a.arrivals_per_hour {
             model.arrivals_per_hour = r;
         }
@@ -192,12 +193,16 @@ pub async fn serve(args: SimArgs, shutdown: CancellationToken) -> anyhow::Result
     if let Some(path) = &args.scenario {
         cfg.scenario = Some(Scenario::load(path).with_context(|| format!("scenario file {}", path.display()))?);
     }
-    let listener =
-        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let steps = cfg.scenario.as_ref().map_or(0, |s| s.steps.len());
     let sim = Simulator::start(cfg, listener).await.context("starting the simulator")?;
     let base = sim.base_url();
-    println!("simulate: a fake Genesys Cloud org ({} queues, {} agents per queue, seed {}, speed {}x) on {base}", args.queues, args.agents_per_queue, args.seed, args.speed);
+    println!(
+        "simulate: a fake Genesys Cloud org ({} queues, {} agents per queue, seed {}, speed {}x) on {base}",
+        args.queues, args.agents_per_queue, args.seed, args.speed
+    );
     println!("simulate: OAuth   POST {base}/oauth/token  (client id {:?})", args.client_id);
     println!("simulate: API     {base}/api/v2/...   WebSocket  {}/channels/<id>", base.replacen("http", "ws", 1));
     println!("simulate: admin   GET {base}/sim/truth   GET {base}/sim/stats   POST {base}/sim/faults");

@@ -49,7 +49,8 @@ impl Simulator {
         if !(cfg.speed.is_finite() && cfg.speed > 0.0) {
             return Err(SimError::Config(format!("speed must be > 0, got {}", cfg.speed)));
         }
-        for (name, d) in [("tick", cfg.tick), ("topic_period", cfg.topic_period), ("heartbeat_interval", cfg.heartbeat_interval)]
+        for (name, d) in
+            [("tick", cfg.tick), ("topic_period", cfg.topic_period), ("heartbeat_interval", cfg.heartbeat_interval)]
         {
             if d.is_zero() {
                 return Err(SimError::Config(format!("{name} must be > 0")));
@@ -475,7 +476,8 @@ impl Shared {
                 self.st().latency = (ms > 0).then(|| (Duration::from_millis(ms), seconds.map(|s| now + secs(s))));
             }
             Fault::MalformedFrame { channel } => {
-                let n = self.send_frame(channel.as_deref(), r#"{"topicName":"v2.analytics.queues.#garbled", "eventBody": {"#);
+                let n = self
+                    .send_frame(channel.as_deref(), r#"{"topicName":"v2.analytics.queues.#garbled", "eventBody": {"#);
                 detail = json!({ "sockets": n });
             }
             Fault::OversizedFrame { bytes, channel } => {
@@ -586,17 +588,19 @@ impl Shared {
             (!f.silenced.is_empty()).then(|| f.silenced.clone())
         };
         let st = self.st();
-        let live: Vec<&ChannelState> = st.channels.iter().filter(|c| c.socket.is_some() && !c.topic_set.is_empty()).collect();
+        let live: Vec<&ChannelState> =
+            st.channels.iter().filter(|c| c.socket.is_some() && !c.topic_set.is_empty()).collect();
         for m in msgs.drain(..) {
             if silenced.as_ref().is_some_and(|s| s.contains(&m.queue_id)) {
                 self.stats.messages_silenced.fetch_add(1, Relaxed);
                 continue;
             }
+            // Serialised once by the model, shared by every subscriber (no copy per socket).
             let mut frame: Option<Utf8Bytes> = None;
-            let json = m.json;
+            let mut json = Some(m.json);
             for c in live.iter().filter(|c| c.topic_set.contains(&m.topic)) {
                 let Some(s) = &c.socket else { continue };
-                let f = frame.get_or_insert_with(|| json.clone().into());
+                let f = frame.get_or_insert_with(|| json.take().unwrap_or_default().into());
                 if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = s.tx.try_send(Out::Text(f.clone())) {
                     if !s.ctl.is_closing() {
                         self.stats.sockets_closed_slow.fetch_add(1, Relaxed);
@@ -684,9 +688,8 @@ async fn accept_loop(sh: Arc<Shared>, listener: TcpListener) {
         sh.tasks.spawn(async move {
             let svc_sh = sh2.clone();
             let svc = hyper::service::service_fn(move |req| handle(svc_sh.clone(), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).with_upgrades();
             tokio::select! {
                 _ = conn => {}
                 _ = sh2.shutdown.cancelled() => {}
@@ -744,7 +747,18 @@ async fn handle(sh: Arc<Shared>, mut req: Request<Incoming>) -> Result<Response<
         } else {
             match http_body_util::Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect().await {
                 Ok(c) => c.to_bytes(),
-                Err(_) => return Ok(finish(&sh, error(StatusCode::PAYLOAD_TOO_LARGE, "request.entity.too.large", &format!("The request is over the size limit. Maximum bytes: {MAX_REQUEST_BYTES}"), &corr), &corr)),
+                Err(_) => {
+                    return Ok(finish(
+                        &sh,
+                        error(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "request.entity.too.large",
+                            &format!("The request is over the size limit. Maximum bytes: {MAX_REQUEST_BYTES}"),
+                            &corr,
+                        ),
+                        &corr,
+                    ))
+                }
             }
         };
         let r = Req { method, path, query, headers, body, corr: corr.clone() };
@@ -886,7 +900,10 @@ fn percent_encode(s: &str) -> String {
 // OAuth
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response<Body> {
-    json_response(status, &OAuthError { error: error.to_owned(), description: Some(description.to_owned()), error_description: None })
+    json_response(
+        status,
+        &OAuthError { error: error.to_owned(), description: Some(description.to_owned()), error_description: None },
+    )
 }
 
 fn oauth_token(sh: &Shared, r: &Req) -> Response<Body> {
@@ -911,13 +928,18 @@ fn oauth_token(sh: &Shared, r: &Req) -> Response<Body> {
         None => (field("client_id").unwrap_or("").to_owned(), field("client_secret").unwrap_or("").to_owned()),
     };
     if id != sh.cfg.client_id || secret != sh.cfg.client_secret {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client not found or the secret does not match");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client not found or the secret does not match",
+        );
     }
     let lifetime = sh.clock.to_real(sh.cfg.token_lifetime).max(Duration::from_secs(1));
     let token = random_token(64);
     sh.st().tokens.insert(token.clone(), TokenInfo { expires_at: Instant::now() + lifetime, revoked: false });
     sh.stats.tokens_issued.fetch_add(1, Relaxed);
-    let resp = TokenResponse { access_token: token, token_type: "bearer".into(), expires_in: lifetime.as_secs().max(1) };
+    let resp =
+        TokenResponse { access_token: token, token_type: "bearer".into(), expires_in: lifetime.as_secs().max(1) };
     let mut r = json_response(StatusCode::OK, &resp);
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
@@ -955,9 +977,12 @@ fn admin(sh: &Shared, r: &Req) -> Response<Body> {
                 json_response(StatusCode::OK, &results)
             }
         }
-        (_, "/sim/truth" | "/sim/stats" | "/sim/faults") => {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method.not.allowed", &format!("{} not allowed here", r.method), &r.corr)
-        }
+        (_, "/sim/truth" | "/sim/stats" | "/sim/faults") => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method.not.allowed",
+            &format!("{} not allowed here", r.method),
+            &r.corr,
+        ),
         _ => not_found(&r.path, &r.corr),
     }
 }
@@ -978,7 +1003,12 @@ fn api(sh: &Shared, r: &Req) -> Response<Body> {
     let mut headers = (0u32, 60u64);
     let resp = 'resp: {
         let Some(token) = token else {
-            break 'resp error(StatusCode::UNAUTHORIZED, "authentication.required", "No authentication bearer token specified in authorization header.", &r.corr);
+            break 'resp error(
+                StatusCode::UNAUTHORIZED,
+                "authentication.required",
+                "No authentication bearer token specified in authorization header.",
+                &r.corr,
+            );
         };
         let now = Instant::now();
         let mut st = sh.st();
@@ -1011,7 +1041,12 @@ fn api(sh: &Shared, r: &Req) -> Response<Body> {
                 504 => "gateway.timeout",
                 _ => "error",
             };
-            break 'resp error(status, code, &format!("Simulated failure ({})", status.canonical_reason().unwrap_or("error")), &r.corr);
+            break 'resp error(
+                status,
+                code,
+                &format!("Simulated failure ({})", status.canonical_reason().unwrap_or("error")),
+                &r.corr,
+            );
         }
         drop(st);
         endpoint(sh, r, &token)
@@ -1027,7 +1062,14 @@ fn api(sh: &Shared, r: &Req) -> Response<Body> {
 fn endpoint(sh: &Shared, r: &Req, token: &str) -> Response<Body> {
     let segs: Vec<&str> = r.path.trim_start_matches("/api/v2/").trim_end_matches('/').split('/').collect();
     let m = &r.method;
-    let wrong_method = || error(StatusCode::METHOD_NOT_ALLOWED, "method.not.allowed", &format!("{m} is not allowed on {}", r.path), &r.corr);
+    let wrong_method = || {
+        error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method.not.allowed",
+            &format!("{m} is not allowed on {}", r.path),
+            &r.corr,
+        )
+    };
     match segs.as_slice() {
         ["routing", "queues"] => match *m {
             Method::GET => list_queues(sh, r),
@@ -1045,8 +1087,12 @@ fn endpoint(sh: &Shared, r: &Req, token: &str) -> Response<Body> {
         },
         ["presencedefinitions"] => match *m {
             Method::GET => {
-                let defs: Vec<Value> =
-                    sh.model().presence_definitions().into_iter().map(|d| serde_json::to_value(d).unwrap_or_default()).collect();
+                let defs: Vec<Value> = sh
+                    .model()
+                    .presence_definitions()
+                    .into_iter()
+                    .map(|d| serde_json::to_value(d).unwrap_or_default())
+                    .collect();
                 page(sh, r, "/api/v2/presencedefinitions", defs)
             }
             _ => wrong_method(),
@@ -1060,7 +1106,10 @@ fn endpoint(sh: &Shared, r: &Req, token: &str) -> Response<Body> {
                 let n = q.filter.predicates.as_ref().map_or(0, Vec::len)
                     + q.filter.clauses.iter().flatten().map(|c| c.predicates.len()).sum::<usize>();
                 if n > MAX_PREDICATES {
-                    return bad_request(&format!("The query has {n} predicates; at most {MAX_PREDICATES} are allowed"), &r.corr);
+                    return bad_request(
+                        &format!("The query has {n} predicates; at most {MAX_PREDICATES} are allowed"),
+                        &r.corr,
+                    );
                 }
                 let result = sh.model().observations_query(&q);
                 match result {
@@ -1112,13 +1161,13 @@ fn endpoint(sh: &Shared, r: &Req, token: &str) -> Response<Body> {
 }
 
 /// Parse `pageSize` / `pageNumber` (Genesys defaults 25 and 1).
-fn paging(sh: &Shared, r: &Req) -> Result<(usize, usize), Response<Body>> {
-    let num = |name: &str, default: usize| -> Result<usize, Response<Body>> {
+fn paging(sh: &Shared, r: &Req) -> Result<(usize, usize), String> {
+    let num = |name: &str, default: usize| -> Result<usize, String> {
         match r.param(name) {
             None | Some("") => Ok(default),
             Some(v) => match v.parse::<usize>() {
                 Ok(n) if n >= 1 => Ok(n),
-                _ => Err(bad_request(&format!("{name} must be a positive integer, got {v:?}"), &r.corr)),
+                _ => Err(format!("{name} must be a positive integer, got {v:?}")),
             },
         }
     };
@@ -1131,7 +1180,7 @@ fn paging(sh: &Shared, r: &Req) -> Result<(usize, usize), Response<Body>> {
 fn page(sh: &Shared, r: &Req, path: &str, all: Vec<Value>) -> Response<Body> {
     let (size, number) = match paging(sh, r) {
         Ok(x) => x,
-        Err(resp) => return resp,
+        Err(msg) => return bad_request(&msg, &r.corr),
     };
     let extra: String = r
         .query
@@ -1253,12 +1302,19 @@ fn permitted(id: &str) -> ChannelTopic {
 fn subscriptions(sh: &Shared, r: &Req, channel_id: &str, token: &str) -> Response<Body> {
     let now = Instant::now();
     let gone = || {
-        error(StatusCode::NOT_FOUND, "resource.not.found", &format!("Channel {channel_id} not found or expired"), &r.corr)
+        error(
+            StatusCode::NOT_FOUND,
+            "resource.not.found",
+            &format!("Channel {channel_id} not found or expired"),
+            &r.corr,
+        )
     };
     match r.method {
         Method::GET | Method::DELETE => {
             let mut st = sh.st();
-            let Some(c) = st.channels.iter_mut().find(|c| c.id == channel_id && c.expires_at > now) else { return gone() };
+            let Some(c) = st.channels.iter_mut().find(|c| c.id == channel_id && c.expires_at > now) else {
+                return gone();
+            };
             c.last_used = now;
             if r.method == Method::DELETE {
                 c.topics.clear();
@@ -1272,7 +1328,9 @@ fn subscriptions(sh: &Shared, r: &Req, channel_id: &str, token: &str) -> Respons
             let ignore = r.param("ignoreErrors").is_some_and(|v| v.eq_ignore_ascii_case("true"));
             let requested: Vec<ChannelTopic> = match serde_json::from_slice(&r.body) {
                 Ok(t) => t,
-                Err(e) => return bad_request(&format!("The body must be a list of topics ({{\"id\": ...}}): {e}"), &r.corr),
+                Err(e) => {
+                    return bad_request(&format!("The body must be a list of topics ({{\"id\": ...}}): {e}"), &r.corr)
+                }
             };
             let mut ids: Vec<String> = Vec::new();
             let mut seen = HashSet::new();
@@ -1296,7 +1354,9 @@ fn subscriptions(sh: &Shared, r: &Req, channel_id: &str, token: &str) -> Respons
             let lifetime = sh.channel_lifetime();
             let wall = sh.clock.wall_ms();
             let max = sh.cfg.max_topics_per_channel;
-            let Some(c) = st.channels.iter_mut().find(|c| c.id == channel_id && c.expires_at > now) else { return gone() };
+            let Some(c) = st.channels.iter_mut().find(|c| c.id == channel_id && c.expires_at > now) else {
+                return gone();
+            };
             let total = if r.method == Method::PUT {
                 ids.len()
             } else {
@@ -1309,11 +1369,15 @@ fn subscriptions(sh: &Shared, r: &Req, channel_id: &str, token: &str) -> Respons
                 );
             }
             if !ignore {
-                if let Some(t) = ids.iter().zip(&verdicts).find(|(_, v)| matches!(v, Verdict::Forbidden)).map(|(t, _)| t) {
+                if let Some(t) =
+                    ids.iter().zip(&verdicts).find(|(_, v)| matches!(v, Verdict::Forbidden)).map(|(t, _)| t)
+                {
                     return error(
                         StatusCode::FORBIDDEN,
                         "missing.permissions",
-                        &format!("Missing permission {OBSERVATION_PERMISSION} for topic {t}; no subscription was changed"),
+                        &format!(
+                            "Missing permission {OBSERVATION_PERMISSION} for topic {t}; no subscription was changed"
+                        ),
                         &r.corr,
                     );
                 }
@@ -1355,7 +1419,12 @@ fn subscriptions(sh: &Shared, r: &Req, channel_id: &str, token: &str) -> Respons
             entities.extend(rejected);
             json_response(StatusCode::OK, &json!({ "entities": entities }))
         }
-        _ => error(StatusCode::METHOD_NOT_ALLOWED, "method.not.allowed", &format!("{} is not allowed on {}", r.method, r.path), &r.corr),
+        _ => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method.not.allowed",
+            &format!("{} is not allowed on {}", r.method, r.path),
+            &r.corr,
+        ),
     }
 }
 
@@ -1364,7 +1433,8 @@ fn subscriptions(sh: &Shared, r: &Req, channel_id: &str, token: &str) -> Respons
 
 fn upgrade(sh: &Arc<Shared>, channel_id: &str, req: &mut Request<Incoming>, corr: &str) -> Response<Body> {
     let h = req.headers();
-    let is_ws = h.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let is_ws =
+        h.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let Some(key) = h.get(header::SEC_WEBSOCKET_KEY).map(|k| k.as_bytes().to_vec()) else {
         return bad_request("a WebSocket upgrade (Sec-WebSocket-Key) is required at a connectUri", corr);
     };
@@ -1379,7 +1449,12 @@ fn upgrade(sh: &Arc<Shared>, channel_id: &str, req: &mut Request<Incoming>, corr
         };
         let token_ok = st.tokens.get(&st.channels[idx].token).is_some_and(|t| !t.revoked && t.expires_at > now);
         if !token_ok {
-            return error(StatusCode::UNAUTHORIZED, "bad.credentials", "The access token of this channel is no longer valid", corr);
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "bad.credentials",
+                "The access token of this channel is no longer valid",
+                corr,
+            );
         }
         st.next_conn += 1;
         let conn_id = st.next_conn;

@@ -19,7 +19,10 @@ const PONG: &str = r#"{"topicName":"channel.metadata","eventBody":{"message":"po
 pub(crate) enum Out {
     Text(Utf8Bytes),
     /// Close (with a close frame) after the frames queued before it.
-    Close { code: u16, reason: &'static str },
+    Close {
+        code: u16,
+        reason: &'static str,
+    },
 }
 
 /// The socket's registration in its channel.

@@ -122,8 +122,9 @@ pub fn assert_rate_headers(r: &Resp) -> (u64, u64, u64) {
 }
 
 pub async fn create_channel(c: &reqwest::Client, sim: &SimHandle, token: &str) -> Value {
-    let r = send(c, reqwest::Method::POST, &format!("{}/api/v2/notifications/channels", sim.base_url()), Some(token), None)
-        .await;
+    let r =
+        send(c, reqwest::Method::POST, &format!("{}/api/v2/notifications/channels", sim.base_url()), Some(token), None)
+            .await;
     assert_eq!(r.status, 200, "{}", r.text);
     r.json()
 }

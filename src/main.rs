@@ -42,11 +42,8 @@ fn main() -> ExitCode {
             };
             finish(block_on_with_shutdown(|token| app::demo(config, args, token)))
         }
-        Command::Simulate(_args) => {
-            // TODO(lead): enable once `sim::serve(args: SimArgs, shutdown: CancellationToken)` exists:
-            // finish(block_on_with_shutdown(|token| genesys_cloud_exporter::sim::serve(_args.sim, token)))
-            eprintln!("error: simulate: the simulator is not available in this build yet");
-            ExitCode::FAILURE
+        Command::Simulate(args) => {
+            finish(block_on_with_shutdown(|token| genesys_cloud_exporter::sim::serve(args.sim, token)))
         }
         Command::Check(args) => {
             let mode = if args.config_only { Mode::ConfigOnly } else { Mode::Check };

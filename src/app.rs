@@ -134,7 +134,6 @@ pub async fn run_with(opts: ExporterOptions, listen: SocketAddr, shutdown: Cance
     exporter.wait().await
 }
 
-/* DEMO_WITH (enabled by the lead once sim::Simulator lands)
 /// `demo`: the simulator and the exporter in one process, on loopback, with no credentials.
 pub async fn demo_with(
     sim: crate::sim::SimConfig,
@@ -162,8 +161,6 @@ pub async fn demo_with(
     result
 }
 
-*/
-
 /// Build the collector's shard from the flags.
 pub fn shard(index: u32, total: u32) -> Shard {
     Shard::new(index, total)
@@ -182,14 +179,19 @@ impl ExporterOptions {
             budget_share: cfg.api.budget_share,
             api_timeout: cfg.api.timeout,
             collector: collector_settings(cfg, shard),
-            store: StoreConfig {
-                media_types: cfg.queues.media_types.clone(),
-                max_age: cfg.freshness.max_age,
-                wait_buckets: cfg.histograms.wait_buckets.clone(),
-            },
+            store: store_config(cfg),
             telemetry_path: telemetry_path.to_owned(),
             web: WebConfig::default(),
         })
+    }
+}
+
+/// The store's part of the configuration.
+pub fn store_config(cfg: &Config) -> StoreConfig {
+    StoreConfig {
+        media_types: cfg.queues.media_types.clone(),
+        max_age: cfg.freshness.max_age,
+        wait_buckets: cfg.histograms.wait_buckets.clone(),
     }
 }
 
@@ -229,9 +231,22 @@ pub fn load_web_config(web: &crate::cli::WebArgs) -> anyhow::Result<WebConfig> {
     }
 }
 
-/// `demo` from the command line.
-pub async fn demo(_config: Config, _args: DemoArgs, _shutdown: CancellationToken) -> anyhow::Result<()> {
-    anyhow::bail!("demo needs the built-in simulator, which is not in this build yet; use `run` against an org")
+/// `demo` from the command line: the simulator on `--sim.listen-address`, the exporter with the configuration's
+/// collector and store settings (its genesys.* credentials and URLs are replaced by the simulator's).
+pub async fn demo(config: Config, args: DemoArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut sim = crate::sim::SimConfig::default();
+    sim.model.queues = args.queues;
+    sim.model.agents_per_queue = args.agents_per_queue;
+    sim.model.seed = args.seed;
+    sim.speed = args.speed;
+    let mut opts = ExporterOptions::for_simulator("http://127.0.0.1");
+    opts.collector = collector_settings(&config, shard(0, 1));
+    opts.store = store_config(&config);
+    opts.budget_share = config.api.budget_share;
+    opts.api_timeout = config.api.timeout;
+    opts.telemetry_path = args.web.telemetry_path.clone();
+    opts.web = load_web_config(&args.web)?;
+    demo_with(sim, args.sim_listen_address, opts, args.web.listen_address, shutdown).await
 }
 
 /// `check` from the command line: prints the report; `Ok(true)` when everything passed.

@@ -117,6 +117,9 @@ pub struct SimConfig {
     pub max_channels: usize,
     /// Queue ids whose topics need a permission the client lacks.
     pub forbidden_queue_ids: Vec<String>,
+    /// Permissions the OAuth client lacks (`analytics:conversationAggregate:view`, …): the endpoints that need one
+    /// answer 403 `missing.permissions` naming it, as Genesys does.
+    pub denied_permissions: Vec<String>,
     /// Grace between `v2.system.socket_closing` and the close when a fault does not say (real time).
     pub socket_closing_grace: Duration,
     /// Frames queued per socket; a socket that falls further behind is closed (the model never waits).
@@ -145,6 +148,7 @@ impl Default for SimConfig {
             max_topics_per_channel: 1000,
             max_channels: 20,
             forbidden_queue_ids: Vec::new(),
+            denied_permissions: Vec::new(),
             socket_closing_grace: Duration::from_secs(60),
             socket_queue: 8192,
             max_page_size: 500,

@@ -117,6 +117,11 @@ impl SimHandle {
         }
     }
 
+    /// Every access token issued so far (tests look for them where they must never appear: logs, metrics).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.st().tokens.keys().cloned().collect()
+    }
+
     /// Counters (what `GET /sim/stats` answers).
     pub fn stats(&self) -> SimStats {
         self.shared.stats()
@@ -171,6 +176,7 @@ struct State {
     tokens: HashMap<String, TokenInfo>,
     channels: Vec<ChannelState>,
     rate: HashMap<String, RateWindow>,
+    throttled: HashMap<String, Throttled>,
     forbidden: HashSet<String>,
     storm_until: Option<Instant>,
     /// (responses left, status)
@@ -207,6 +213,16 @@ struct RateWindow {
     start: Instant,
     count: u32,
 }
+
+/// A 429 answered to a token: when it was sent and the `Retry-After` it named.
+struct Throttled {
+    at: Instant,
+    not_before: Instant,
+}
+
+/// Requests already on the wire when a 429 is answered are not the client's fault: only a request that arrives this
+/// long after the 429 and before its `Retry-After` counts as early.
+const IN_FLIGHT_GRACE: Duration = Duration::from_millis(500);
 
 struct ChannelState {
     id: String,
@@ -249,6 +265,7 @@ pub(crate) struct Counters {
     pub(crate) sockets_closed_slow: AtomicU64,
     pub(crate) channels_created: AtomicU64,
     pub(crate) channels_evicted: AtomicU64,
+    pub(crate) early_after_429: AtomicU64,
 }
 
 /// `GET /sim/stats`.
@@ -272,10 +289,24 @@ pub struct SimStats {
     pub channels: u64,
     pub channels_created: u64,
     pub channels_evicted: u64,
+    /// Requests a token sent after being answered 429 and before the `Retry-After` it was given (past an in-flight
+    /// grace of 500 ms): a well-behaved client keeps this at 0.
+    pub early_after_429: u64,
+    /// Every channel: id, whether a socket is connected, and the queues its topics name.
+    pub channel_list: Vec<ChannelStats>,
     pub model_now_ms: i64,
     pub paused: bool,
     /// Fault kind → times applied.
     pub faults: BTreeMap<String, u64>,
+}
+
+/// One channel in `GET /sim/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct ChannelStats {
+    pub id: String,
+    pub connected: bool,
+    pub topics: usize,
+    pub queue_ids: Vec<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -322,9 +353,23 @@ impl Shared {
 
     fn stats(&self) -> SimStats {
         let c = &self.stats;
-        let (channels, faults) = {
+        let (channels, faults, channel_list) = {
             let st = self.st();
-            (st.channels.len() as u64, st.fault_counts.clone())
+            let list = st
+                .channels
+                .iter()
+                .map(|c| ChannelStats {
+                    id: c.id.clone(),
+                    connected: c.socket.is_some(),
+                    topics: c.topics.len(),
+                    queue_ids: c
+                        .topics
+                        .iter()
+                        .filter_map(|t| models::queue_id_of_topic(t).map(str::to_owned))
+                        .collect(),
+                })
+                .collect();
+            (st.channels.len() as u64, st.fault_counts.clone(), list)
         };
         SimStats {
             requests: c.requests.load(Relaxed),
@@ -344,6 +389,8 @@ impl Shared {
             channels,
             channels_created: c.channels_created.load(Relaxed),
             channels_evicted: c.channels_evicted.load(Relaxed),
+            early_after_429: c.early_after_429.load(Relaxed),
+            channel_list,
             model_now_ms: self.model().now_ms(),
             paused: self.clock.is_paused(),
             faults,
@@ -1024,12 +1071,18 @@ fn api(sh: &Shared, r: &Req) -> Response<Body> {
         let reset = (RATE_WINDOW.saturating_sub(now.duration_since(w.start)).as_secs_f64().ceil() as u64).max(1);
         headers = (w.count, reset);
         let over = w.count > limit;
-        if let Some(until) = st.storm_until.filter(|u| *u > now) {
-            let secs = (until.duration_since(now).as_secs_f64().ceil() as u64).max(1);
-            break 'resp too_many(secs, &r.corr);
+        if let Some(t) = st.throttled.get(&token) {
+            if now < t.not_before && now.duration_since(t.at) > IN_FLIGHT_GRACE {
+                sh.stats.early_after_429.fetch_add(1, Relaxed);
+            }
         }
-        if over {
-            break 'resp too_many(reset, &r.corr);
+        let retry_after = match st.storm_until.filter(|u| *u > now) {
+            Some(until) => Some((until.duration_since(now).as_secs_f64().ceil() as u64).max(1)),
+            None => over.then_some(reset),
+        };
+        if let Some(secs) = retry_after {
+            st.throttled.insert(token.clone(), Throttled { at: now, not_before: now + Duration::from_secs(secs) });
+            break 'resp too_many(secs, &r.corr);
         }
         if let Some((left, status)) = st.error_burst {
             st.error_burst = (left > 1).then_some((left - 1, status));
@@ -1070,6 +1123,16 @@ fn endpoint(sh: &Shared, r: &Req, token: &str) -> Response<Body> {
             &r.corr,
         )
     };
+    let needs = match segs.as_slice() {
+        ["routing", "queues"] => Some("routing:queue:view"),
+        ["presence", "definitions"] | ["presencedefinitions"] => Some("presence:presenceDefinition:view"),
+        ["analytics", "queues", "observations", "query"] => Some(OBSERVATION_PERMISSION),
+        ["analytics", "conversations", "aggregates", "query"] => Some("analytics:conversationAggregate:view"),
+        _ => None,
+    };
+    if let Some(p) = needs.filter(|p| sh.cfg.denied_permissions.iter().any(|d| d == p)) {
+        return error(StatusCode::FORBIDDEN, "missing.permissions", &format!("Missing permission(s): {p}"), &r.corr);
+    }
     match segs.as_slice() {
         ["routing", "queues"] => match *m {
             Method::GET => list_queues(sh, r),

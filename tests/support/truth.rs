@@ -66,7 +66,12 @@ pub fn diff(samples: &[Sample], truth: &Value, interval: bool) -> Vec<String> {
         {
             let truth_map = q[key].as_object().cloned().unwrap_or_default();
             for (status, n) in &truth_map {
-                check(&mut out, format!("{metric}{{{status}}}"), get(metric, &[("routing_status", &lower(status))]), num(n));
+                check(
+                    &mut out,
+                    format!("{metric}{{{status}}}"),
+                    get(metric, &[("routing_status", &lower(status))]),
+                    num(n),
+                );
             }
             for s in qs.iter().filter(|s| s.name == metric) {
                 let st = s.label("routing_status");
@@ -84,7 +89,8 @@ pub fn diff(samples: &[Sample], truth: &Value, interval: bool) -> Vec<String> {
                 *want.entry(labels).or_default() += num(&n);
             }
             for ((name, sp), n) in &want {
-                check(&mut out, 
+                check(
+                    &mut out,
                     format!("{metric}{{{name},{sp}}}"),
                     get(metric, &[("presence", name), ("system_presence", sp)]),
                     *n,
@@ -101,20 +107,28 @@ pub fn diff(samples: &[Sample], truth: &Value, interval: bool) -> Vec<String> {
             let mt = [("media_type", media.as_str())];
             check(&mut out, format!("waiting[{media}]"), get("genesys_queue_waiting", &mt), num(&m["waiting"]));
             check(&mut out, format!("alerting[{media}]"), get("genesys_queue_alerting", &mt), num(&m["alerting"]));
-            check(&mut out, format!("interacting[{media}]"), get("genesys_queue_interacting", &mt), num(&m["interacting"]));
+            check(
+                &mut out,
+                format!("interacting[{media}]"),
+                get("genesys_queue_interacting", &mt),
+                num(&m["interacting"]),
+            );
             if interval {
                 let i = &m["interval"];
-                check(&mut out, 
+                check(
+                    &mut out,
                     format!("interval_offered[{media}]"),
                     get("genesys_queue_interval_offered", &mt),
                     num(&i["offered"]),
                 );
-                check(&mut out, 
+                check(
+                    &mut out,
                     format!("interval_answered[{media}]"),
                     get("genesys_queue_interval_answered", &mt),
                     num(&i["answered"]["count"]),
                 );
-                check(&mut out, 
+                check(
+                    &mut out,
                     format!("interval_abandoned[{media}]"),
                     get("genesys_queue_interval_abandoned", &mt),
                     num(&i["abandoned"]["count"]),

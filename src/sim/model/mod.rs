@@ -1583,7 +1583,7 @@ impl Model {
         }
         let n = self.agents.len();
         if n > 0 {
-            let movers = (n / 10).max(1);
+            let movers = (n / 10).max(n.min(3));
             for _ in 0..movers {
                 let a = self.rng.usize(0..n) as u32;
                 let t = self.now_ms + 1_000 + self.rng.i64(0..29_000);

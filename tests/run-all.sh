@@ -38,5 +38,6 @@ else
 fi
 log "benchmarks, tiny size (keeps them compiling and working; figures come from cargo bench, see BENCHMARKS.md)"
 cargo test --quiet --bench scrape -- --quick
+cargo test --quiet --bench sim_throughput -- --quick
 # Doc tests are not run by nextest.
 cargo test --doc --quiet

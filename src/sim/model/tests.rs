@@ -348,7 +348,8 @@ fn topic_user_messages_and_aggregate_messages() {
     let moved = t.queues[0].presences.get(&pid).copied().unwrap_or(0);
     let user_msgs: Vec<Value> =
         msgs.iter().map(msg_value).filter(|v| v["eventBody"]["group"].get("mediaType").is_none()).collect();
-    if moved > 0 {
+    assert!(moved > 0, "some agents moved into the new presence");
+    {
         assert_eq!(user_msgs.len(), 1);
         let v = &user_msgs[0];
         assert_eq!(v["eventBody"]["group"], json!({"queueId": q}));
@@ -374,7 +375,8 @@ fn topic_user_messages_and_aggregate_messages() {
     });
     let t = m.truth();
     let tm = &t.queues[0].media["voice"].interval;
-    if let Some(v) = agg {
+    let v = agg.expect("an aggregate message");
+    {
         assert_eq!(v["eventBody"]["group"], json!({"queueId": q, "mediaType": "voice"}));
         for mm in v["eventBody"]["data"][0]["metrics"].as_array().unwrap() {
             assert_keys(mm, &["metric", "stats"]);
@@ -864,16 +866,15 @@ fn answered_conversations_flow_through_talk_and_acw() {
     let t = m.truth();
     let v = &t.queues[0].media["voice"];
     let on_queue_idle = t.queues[0].on_queue.get("IDLE").copied().unwrap_or(0);
-    if on_queue_idle + t.queues[0].on_queue.get("INTERACTING").copied().unwrap_or(0) == 0 {
-        return; // nobody on queue in this seed
-    }
+    assert!(on_queue_idle + t.queues[0].on_queue.get("INTERACTING").copied().unwrap_or(0) > 0, "seed with agents on queue");
     assert_eq!(v.alerting + v.waiting, 1);
     m.advance_to(interval_start(T0) + INTERVAL_MS - 1);
     let t = m.truth();
     let i = &t.queues[0].media["voice"].interval;
     assert_eq!(i.offered, 1);
     assert_eq!(i.answered.count + i.abandoned.count, 1);
-    if i.answered.count == 1 {
+    assert_eq!(i.answered.count, 1);
+    {
         assert_eq!((i.talk.count, i.acw.count, i.handle.count), (1, 1, 1));
         assert_eq!(i.handle.sum_ms, i.talk.sum_ms + i.acw.sum_ms);
     }

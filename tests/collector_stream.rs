@@ -98,9 +98,19 @@ async fn a_second_socket_and_an_expiring_token_do_not_lose_data() {
     converge(&env, "after start").await;
     let ids = queue_ids(&env);
 
-    // Another client connects to the exporter's channel: Genesys kicks the first socket.
-    env.sim.inject(fault(json!({"kind": "kick_sockets"})));
+    // Another client connects to the exporter's channel: Genesys kicks the first socket. The intruder then leaves,
+    // and the exporter must be back on its channel with nothing lost.
+    let channel = env.sim.stats().channel_list.into_iter().find(|c| c.connected).expect("a connected channel");
+    let url = format!("{}/channels/{}", env.sim.base_url().replacen("http://", "ws://", 1), channel.id);
+    let (intruder, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("second socket connects");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(intruder);
     arrive_and_converge(&env, &ids[0], "after a second socket kicked the first").await;
+    let s = env.samples().await;
+    assert!(
+        s.iter().any(|x| x.name == "genesys_notification_reconnects_total" && x.label("reason") == "server_closed" && x.value >= 1.0),
+        "the kick was seen as a server close"
+    );
 
     // Let the token expire at least once mid-stream (lifetime 6 s, refreshed at 90 %).
     tokio::time::sleep(Duration::from_secs(8)).await;

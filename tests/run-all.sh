@@ -39,6 +39,7 @@ fi
 log "benchmarks, tiny size (keeps them compiling and working; figures come from cargo bench, see BENCHMARKS.md)"
 cargo test --quiet --bench scrape -- --quick
 cargo test --quiet --bench ingest -- --quick
+cargo test --quiet --bench sim_throughput -- --quick
 # Doc tests are not run by nextest.
 cargo test --doc --quiet
 

@@ -22,9 +22,7 @@ fn main() -> ExitCode {
     if let Err(e) = telemetry::init_logging(log.level, log.format) {
         eprintln!("warning: logging not initialised: {e}");
     }
-    // reqwest and tokio-tungstenite are built without a default crypto provider, so one must be installed before
-    // the first TLS connection. An error only means one is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    genesys_cloud_exporter::genesys::client::install_crypto_provider();
 
     match command {
         Command::Run(args) => {

@@ -39,6 +39,18 @@ async fn converge(env: &Env, what: &str) {
     eprintln!("converged {what} in {took:?}");
 }
 
+/// Wait until every queue is back on the stream (a converged value may have come from polling meanwhile), so the
+/// next fault hits a connected socket.
+async fn streaming(env: &Env) {
+    env.until(Duration::from_secs(20), "every queue served by the stream", |s| {
+        let sources: Vec<_> =
+            s.iter().filter(|x| x.name == "genesys_queue_source" && x.label("source") == "stream").collect();
+        !sources.is_empty() && sources.iter().all(|x| x.value == 1.0)
+    })
+    .await;
+    assert!(env.sim.stats().channel_list.iter().all(|c| c.connected), "every channel has its socket");
+}
+
 fn value(samples: &[support::prom::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     Env::metric(samples, name, labels)
 }
@@ -61,19 +73,27 @@ async fn metrics_follow_the_truth_through_every_stream_fault() {
     arrive_and_converge(&env, &ids[0], "after a pushed change").await;
 
     // A dropped socket, with changes made while it is down.
+    streaming(&env).await;
     env.sim.inject(fault(json!({"kind": "drop_sockets"})));
     env.sim.inject(fault(json!({"kind": "arrive", "queue_id": ids[1], "media_type": "chat", "count": 2})));
     converge(&env, "after a dropped socket with changes during the gap").await;
 
     // Maintenance warning: the exporter reconnects before the server cuts.
+    streaming(&env).await;
     env.sim.inject(fault(json!({"kind": "socket_closing", "grace_seconds": 30})));
     arrive_and_converge(&env, &ids[2], "after socket_closing").await;
 
     // Channel expiry: a new channel, subscriptions and a re-seed.
+    streaming(&env).await;
     env.sim.inject(fault(json!({"kind": "expire_channel"})));
     arrive_and_converge(&env, &ids[3], "after channel expiry").await;
 
     // Token revocation.
+    eprintln!(
+        "channels before revocation: {:?}",
+        env.sim.stats().channel_list.iter().map(|c| (&c.id, c.connected)).collect::<Vec<_>>()
+    );
+    streaming(&env).await;
     env.sim.inject(fault(json!({"kind": "revoke_tokens"})));
     arrive_and_converge(&env, &ids[4], "after token revocation").await;
 
@@ -100,6 +120,7 @@ async fn a_second_socket_and_an_expiring_token_do_not_lose_data() {
 
     // Another client connects to the exporter's channel: Genesys kicks the first socket. The intruder then leaves,
     // and the exporter must be back on its channel with nothing lost.
+    streaming(&env).await;
     let channel = env.sim.stats().channel_list.into_iter().find(|c| c.connected).expect("a connected channel");
     let url = format!("{}/channels/{}", env.sim.base_url().replacen("http://", "ws://", 1), channel.id);
     let (intruder, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("second socket connects");
@@ -108,7 +129,9 @@ async fn a_second_socket_and_an_expiring_token_do_not_lose_data() {
     arrive_and_converge(&env, &ids[0], "after a second socket kicked the first").await;
     let s = env.samples().await;
     assert!(
-        s.iter().any(|x| x.name == "genesys_notification_reconnects_total" && x.label("reason") == "server_closed" && x.value >= 1.0),
+        s.iter().any(|x| x.name == "genesys_notification_reconnects_total"
+            && x.label("reason") == "server_closed"
+            && x.value >= 1.0),
         "the kick was seen as a server close"
     );
 

@@ -32,8 +32,16 @@ impl std::fmt::Debug for ApiClient {
     }
 }
 
+/// reqwest and tokio-tungstenite are built without a default rustls crypto provider (one crypto library in the
+/// binary, not two), so ring must be installed before the first client is built. Idempotent.
+pub fn install_crypto_provider() {
+    // An error only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Build the HTTP client all Genesys calls share (connection pooling, timeouts, rustls).
 pub fn http_client(timeout: Duration) -> reqwest::Client {
+    install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))

@@ -32,6 +32,7 @@ pub fn fast_options(base_url: &str) -> ExporterOptions {
 }
 
 pub async fn start_sim(cfg: SimConfig) -> SimHandle {
+    genesys_cloud_exporter::genesys::client::install_crypto_provider();
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind simulator");
     Simulator::start(cfg, l).await.expect("simulator starts")
 }

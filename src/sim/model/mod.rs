@@ -195,7 +195,6 @@ pub struct Truth {
     pub presence_definitions: Vec<TruthPresence>,
 }
 
-
 /// Length of an interval aggregate bucket (Genesys: 30 minutes, aligned on :00 and :30).
 pub const INTERVAL_MS: i64 = 30 * 60 * 1000;
 
@@ -1576,7 +1575,8 @@ impl Model {
         });
         let p = (self.presences.len() - 1) as u16;
         for q in &mut self.queues {
-            for v in [&mut q.user.presence, &mut q.user.off_queue, &mut q.sent_user.presence, &mut q.sent_user.off_queue]
+            for v in
+                [&mut q.user.presence, &mut q.user.off_queue, &mut q.sent_user.presence, &mut q.sent_user.off_queue]
             {
                 v.resize(self.presences.len(), 0);
             }
@@ -1645,8 +1645,10 @@ fn render_group(q: &mut QueueState, g: Group, ctx: &RenderCtx<'_>, corr: &str) -
             out.push_str(ctx.at);
             out.push_str("\",\"metrics\":[");
             let (cur, sent) = (&q.user, &q.sent_user);
-            for (metric, c, s) in [("oUserRoutingStatuses", &cur.routing, &sent.routing), ("oOnQueueUsers", &cur.on_queue, &sent.on_queue)]
-            {
+            for (metric, c, s) in [
+                ("oUserRoutingStatuses", &cur.routing, &sent.routing),
+                ("oOnQueueUsers", &cur.on_queue, &sent.on_queue),
+            ] {
                 for r in 0..5 {
                     if c[r] != s[r] {
                         wire::sep(&mut out, &mut first);
@@ -1654,7 +1656,9 @@ fn render_group(q: &mut QueueState, g: Group, ctx: &RenderCtx<'_>, corr: &str) -
                     }
                 }
             }
-            for (metric, c, s) in [("oUserPresences", &cur.presence, &sent.presence), ("oOffQueueUsers", &cur.off_queue, &sent.off_queue)] {
+            for (metric, c, s) in
+                [("oUserPresences", &cur.presence, &sent.presence), ("oOffQueueUsers", &cur.off_queue, &sent.off_queue)]
+            {
                 for (p, def) in ctx.presences.iter().enumerate() {
                     let (cv, sv) = (c.get(p).copied().unwrap_or(0), s.get(p).copied().unwrap_or(0));
                     if cv != sv {
@@ -1663,7 +1667,9 @@ fn render_group(q: &mut QueueState, g: Group, ctx: &RenderCtx<'_>, corr: &str) -
                     }
                 }
             }
-            for (metric, c, s) in [("oMemberUsers", cur.members, sent.members), ("oActiveUsers", cur.active, sent.active)] {
+            for (metric, c, s) in
+                [("oMemberUsers", cur.members, sent.members), ("oActiveUsers", cur.active, sent.active)]
+            {
                 if c != s {
                     wire::sep(&mut out, &mut first);
                     wire::count_metric(&mut out, metric, None, u64::from(c));
@@ -1678,9 +1684,11 @@ fn render_group(q: &mut QueueState, g: Group, ctx: &RenderCtx<'_>, corr: &str) -
             out.push_str("\",\"metrics\":[");
             let ms = &mut q.media[m];
             let (c, s) = (ms.counts(), ms.sent);
-            for (metric, cv, sv) in
-                [("oWaiting", c.waiting, s.waiting), ("oAlerting", c.alerting, s.alerting), ("oInteracting", c.interacting, s.interacting)]
-            {
+            for (metric, cv, sv) in [
+                ("oWaiting", c.waiting, s.waiting),
+                ("oAlerting", c.alerting, s.alerting),
+                ("oInteracting", c.interacting, s.interacting),
+            ] {
                 if cv != sv {
                     wire::sep(&mut out, &mut first);
                     wire::count_metric(&mut out, metric, None, cv);

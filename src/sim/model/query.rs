@@ -12,16 +12,64 @@ pub const MAX_PREDICATES: usize = 200;
 /// `ConversationAggregationQuery` metric names (Java SDK enum, genesys-api.md §4): asking for one of them is valid
 /// even when the simulator produces no data for it (it is then absent, as Genesys does).
 const AGGREGATE_METRICS: &[&str] = &[
-    "nBlindTransferred", "nBotInteractions", "nCobrowseSessions", "nConnected", "nConsult", "nConsultTransferred",
-    "nError", "nOffered", "nOutbound", "nOutboundAbandoned", "nOutboundAttempted", "nOutboundConnected", "nOverSla",
-    "nStateTransitionError", "nTransferred", "oExternalMediaCount", "oMediaCount", "oMessageCount",
-    "oMessageSegmentCount", "oMessageTurn", "oServiceLevel", "oServiceTarget", "tAbandon", "tAcd",
-    "tActiveCallback", "tActiveCallbackComplete", "tAcw", "tAgentResponseTime", "tAlert", "tAnswered",
-    "tAverageAgentResponseTime", "tAverageCustomerResponseTime", "tBarging", "tCoaching", "tCoachingComplete",
-    "tConnected", "tContacting", "tDialing", "tFirstConnect", "tFirstDial", "tFirstEngagement", "tFirstResponse",
-    "tFlowOut", "tHandle", "tHeld", "tHeldComplete", "tIvr", "tMonitoring", "tMonitoringComplete",
-    "tNotResponding", "tPark", "tParkComplete", "tShortAbandon", "tTalk", "tTalkComplete", "tUserResponseTime",
-    "tVoicemail", "tWait",
+    "nBlindTransferred",
+    "nBotInteractions",
+    "nCobrowseSessions",
+    "nConnected",
+    "nConsult",
+    "nConsultTransferred",
+    "nError",
+    "nOffered",
+    "nOutbound",
+    "nOutboundAbandoned",
+    "nOutboundAttempted",
+    "nOutboundConnected",
+    "nOverSla",
+    "nStateTransitionError",
+    "nTransferred",
+    "oExternalMediaCount",
+    "oMediaCount",
+    "oMessageCount",
+    "oMessageSegmentCount",
+    "oMessageTurn",
+    "oServiceLevel",
+    "oServiceTarget",
+    "tAbandon",
+    "tAcd",
+    "tActiveCallback",
+    "tActiveCallbackComplete",
+    "tAcw",
+    "tAgentResponseTime",
+    "tAlert",
+    "tAnswered",
+    "tAverageAgentResponseTime",
+    "tAverageCustomerResponseTime",
+    "tBarging",
+    "tCoaching",
+    "tCoachingComplete",
+    "tConnected",
+    "tContacting",
+    "tDialing",
+    "tFirstConnect",
+    "tFirstDial",
+    "tFirstEngagement",
+    "tFirstResponse",
+    "tFlowOut",
+    "tHandle",
+    "tHeld",
+    "tHeldComplete",
+    "tIvr",
+    "tMonitoring",
+    "tMonitoringComplete",
+    "tNotResponding",
+    "tPark",
+    "tParkComplete",
+    "tShortAbandon",
+    "tTalk",
+    "tTalkComplete",
+    "tUserResponseTime",
+    "tVoicemail",
+    "tWait",
 ];
 
 const USER_METRICS: [&str; 6] =
@@ -114,7 +162,8 @@ fn combine(kind: &str, mut items: impl Iterator<Item = bool>) -> bool {
 
 fn eval(f: &QueryFilter, s: &Subject<'_>) -> bool {
     let preds = f.predicates.iter().flatten().map(|p| eval_predicate(p, s));
-    let clauses = f.clauses.iter().flatten().map(|c| combine(&c.kind, c.predicates.iter().map(|p| eval_predicate(p, s))));
+    let clauses =
+        f.clauses.iter().flatten().map(|c| combine(&c.kind, c.predicates.iter().map(|p| eval_predicate(p, s))));
     combine(&f.kind, preds.chain(clauses))
 }
 
@@ -146,7 +195,11 @@ impl Model {
         };
         let voice_like = matches!(PROFILES[ms.profile].name, "voice" | "callback");
         let value = |&(start, conv): &(i64, u64)| {
-            let agent = self.convs.get(&conv).filter(|_| metric != "oWaiting").map(|cv| self.agents[cv.agent as usize].id.clone());
+            let agent = self
+                .convs
+                .get(&conv)
+                .filter(|_| metric != "oWaiting")
+                .map(|cv| self.agents[cv.agent as usize].id.clone());
             ObservationValue {
                 observation_date: Some(models::format_time_ms(start)),
                 conversation_id: Some(derived_uuid(self.cfg.seed, conv, 1)),
@@ -267,11 +320,20 @@ impl Model {
                         } else {
                             (None, None)
                         };
-                        ObservationMetricData { metric: metric.to_owned(), qualifier: None, stats, truncated, observations }
+                        ObservationMetricData {
+                            metric: metric.to_owned(),
+                            qualifier: None,
+                            stats,
+                            truncated,
+                            observations,
+                        }
                     })
                     .collect();
                 results.push(ObservationDataContainer {
-                    group: BTreeMap::from([("queueId".to_owned(), qs.id.clone()), ("mediaType".to_owned(), media.to_owned())]),
+                    group: BTreeMap::from([
+                        ("queueId".to_owned(), qs.id.clone()),
+                        ("mediaType".to_owned(), media.to_owned()),
+                    ]),
                     data,
                 });
             }
@@ -367,7 +429,11 @@ impl Model {
                     .collect();
                 (!metrics.is_empty()).then(|| AggregateDataContainer {
                     group: key.into_iter().collect(),
-                    data: vec![IntervalMetrics { interval: models::format_interval_ms(start, end), metrics, views: None }],
+                    data: vec![IntervalMetrics {
+                        interval: models::format_interval_ms(start, end),
+                        metrics,
+                        views: None,
+                    }],
                 })
             })
             .collect();

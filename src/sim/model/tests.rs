@@ -29,7 +29,11 @@ fn ints(v: Value) -> Value {
     match v {
         Value::Number(n) => match n.as_f64() {
             Some(f) if f.fract() == 0.0 && f.abs() < 9e15 && !n.is_u64() && !n.is_i64() => {
-                if f >= 0.0 { json!(f as u64) } else { json!(f as i64) }
+                if f >= 0.0 {
+                    json!(f as u64)
+                } else {
+                    json!(f as i64)
+                }
             }
             _ => Value::Number(n),
         },
@@ -140,7 +144,8 @@ fn check_query_matches_truth(m: &Model) {
                 .find(|r| r["group"]["queueId"] == q.id.as_str() && r["group"]["mediaType"] == media.as_str())
                 .expect("media group");
             let get = |metric: &str| g["data"].as_array().unwrap().iter().find(|d| d["metric"] == metric).unwrap();
-            for (metric, want) in [("oWaiting", md.waiting), ("oAlerting", md.alerting), ("oInteracting", md.interacting)]
+            for (metric, want) in
+                [("oWaiting", md.waiting), ("oAlerting", md.alerting), ("oInteracting", md.interacting)]
             {
                 let d = get(metric);
                 assert_eq!(d["stats"]["count"].as_u64(), Some(want), "{metric}");
@@ -151,8 +156,10 @@ fn check_query_matches_truth(m: &Model) {
                     assert_eq!(obs.len(), m.config().detail_cap);
                     assert!(want > obs.len() as u64);
                 }
-                let dates: Vec<i64> =
-                    obs.iter().map(|o| models::parse_time_ms(o["observationDate"].as_str().unwrap()).unwrap()).collect();
+                let dates: Vec<i64> = obs
+                    .iter()
+                    .map(|o| models::parse_time_ms(o["observationDate"].as_str().unwrap()).unwrap())
+                    .collect();
                 assert!(dates.windows(2).all(|w| w[0] <= w[1]), "ascending observationDate");
             }
             let lw = get("oLongestWaiting");
@@ -328,7 +335,8 @@ fn topic_observation_messages_have_the_documented_shape() {
     // Both abandon (patience is finite, no agents): count 0 explicitly, longest without a value.
     m.advance_to(T0 + 86_400_000 / 4);
     let msgs = drain(&mut m);
-    let obs = msgs.iter().map(msg_value).find(|v| v["eventBody"]["data"][0]["metrics"][0]["metric"] == "oWaiting").unwrap();
+    let obs =
+        msgs.iter().map(msg_value).find(|v| v["eventBody"]["data"][0]["metrics"][0]["metric"] == "oWaiting").unwrap();
     assert_eq!(
         obs["eventBody"]["data"][0]["metrics"],
         json!([{"metric": "oWaiting", "stats": {"count": 0}}, {"metric": "oLongestWaiting", "stats": {"count": 0}}])
@@ -355,7 +363,10 @@ fn topic_user_messages_and_aggregate_messages() {
         assert_eq!(v["eventBody"]["group"], json!({"queueId": q}));
         let metrics = v["eventBody"]["data"][0]["metrics"].as_array().unwrap();
         for mm in metrics {
-            assert_keys(mm, if mm.get("qualifier").is_some() { &["metric", "qualifier", "stats"] } else { &["metric", "stats"] });
+            assert_keys(
+                mm,
+                if mm.get("qualifier").is_some() { &["metric", "qualifier", "stats"] } else { &["metric", "stats"] },
+            );
             assert_keys(&mm["stats"], &["count"]);
             assert!(mm["stats"]["count"].is_u64());
         }
@@ -469,7 +480,11 @@ fn detail_observations_truncate_oldest_and_newest_halves() {
         kind: "and".into(),
         clauses: Some(vec![QueryClause {
             kind: "or".into(),
-            predicates: vec![QueryPredicate { dimension: Some("queueId".into()), value: Some(q.clone()), ..Default::default() }],
+            predicates: vec![QueryPredicate {
+                dimension: Some("queueId".into()),
+                value: Some(q.clone()),
+                ..Default::default()
+            }],
         }]),
         predicates: Some(vec![QueryPredicate::dimension("mediaType", "chat")]),
     };
@@ -481,7 +496,8 @@ fn detail_observations_truncate_oldest_and_newest_halves() {
     assert_eq!(d["truncated"], true);
     let obs = d["observations"].as_array().unwrap();
     assert_eq!(obs.len(), 100);
-    let dates: Vec<i64> = obs.iter().map(|o| models::parse_time_ms(o["observationDate"].as_str().unwrap()).unwrap()).collect();
+    let dates: Vec<i64> =
+        obs.iter().map(|o| models::parse_time_ms(o["observationDate"].as_str().unwrap()).unwrap()).collect();
     assert_eq!(dates[0], T0);
     assert_eq!(dates[49], T0 + 490);
     assert_eq!(dates[50], T0 + 1000, "second half: the newest 50");
@@ -541,7 +557,12 @@ fn observations_query_has_the_documented_shape() {
                     }
                 }
                 "oLongestWaiting" | "oLongestInteracting" => {
-                    assert_keys(d, if d["stats"]["count"] == 0 { &["metric", "stats"] } else { &["metric", "stats"] });
+                    assert_keys(d, &["metric", "stats"]);
+                    if d["stats"]["count"] == 0 {
+                        assert_keys(&d["stats"], &["count"]);
+                    } else {
+                        assert_keys(&d["stats"], &["count", "calculatedMetricValue"]);
+                    }
                 }
                 _ => assert_keys(d, &["metric", "stats"]),
             }
@@ -557,7 +578,9 @@ fn observations_query_has_the_documented_shape() {
     let results = v["results"].as_array().unwrap();
     assert_eq!(results[0]["group"], json!({"queueId": q}));
     assert!(results[0]["data"].as_array().unwrap().iter().all(|d| d["metric"] == "oUserRoutingStatuses"));
-    assert!(results[1..].iter().all(|r| r["data"][0]["metric"] == "oInteracting" && r["data"][0].get("truncated").is_some()));
+    assert!(results[1..]
+        .iter()
+        .all(|r| r["data"][0]["metric"] == "oInteracting" && r["data"][0].get("truncated").is_some()));
     // Unknown queue → no group; errors.
     let none = m.observations_query(&QueueObservationQuery {
         filter: QueryFilter::queue_ids(["nope"]),
@@ -660,7 +683,8 @@ fn interval_rolls_over_on_the_half_hour() {
     assert_eq!(after.service_level.ratio, None);
     m.arrive(&q, "voice", 1);
     let msgs = drain(&mut m);
-    let agg = msgs.iter().map(msg_value).find(|v| v["eventBody"]["data"][0]["metrics"][0]["metric"] == "nOffered").unwrap();
+    let agg =
+        msgs.iter().map(msg_value).find(|v| v["eventBody"]["data"][0]["metrics"][0]["metric"] == "nOffered").unwrap();
     assert_eq!(agg["eventBody"]["data"][0]["interval"], models::format_interval_ms(boundary, boundary + INTERVAL_MS));
     assert_eq!(agg["eventBody"]["data"][0]["metrics"][0]["stats"]["count"], 1);
 }
@@ -695,7 +719,11 @@ fn longest_forms_duration_and_epoch() {
         assert_eq!(m.truth().queues[0].media["message"].longest_waiting_start_ms, Some(T0));
         // The decoder turns both forms into the same start instant.
         let Frame::Queue(dec) = decode_frame(&msgs[0].json).unwrap() else { panic!() };
-        let o = dec.update.groups[0].observations.iter().find(|o| o.metric == crate::model::ObsMetric::LongestWaiting).unwrap();
+        let o = dec.update.groups[0]
+            .observations
+            .iter()
+            .find(|o| o.metric == crate::model::ObsMetric::LongestWaiting)
+            .unwrap();
         assert_eq!(o.value, Some(T0 as f64));
     }
 }
@@ -709,13 +737,19 @@ fn apply(held: &mut Held, aggs: &mut BTreeMap<(String, String, String), f64>, u:
             held.retain(|k, _| !(k.0 == u.queue_id && k.1 == g.media_type));
         }
         for o in g.observations {
-            held.insert((u.queue_id.clone(), g.media_type.clone(), o.metric.wire_name().to_owned(), o.qualifier), o.value);
+            held.insert(
+                (u.queue_id.clone(), g.media_type.clone(), o.metric.wire_name().to_owned(), o.qualifier),
+                o.value,
+            );
         }
         if !g.aggregates.is_empty() {
             let mt = g.media_type.clone().unwrap_or_default();
             aggs.retain(|k, _| !(k.0 == u.queue_id && k.1 == mt));
             for a in g.aggregates {
-                aggs.insert((u.queue_id.clone(), mt.clone(), a.metric), a.stats.count.or(a.stats.denominator).unwrap_or(0.0));
+                aggs.insert(
+                    (u.queue_id.clone(), mt.clone(), a.metric),
+                    a.stats.count.or(a.stats.denominator).unwrap_or(0.0),
+                );
             }
         }
     }
@@ -764,9 +798,11 @@ fn messages_decode_into_the_truth() {
                 assert_eq!(get(mt, "oWaiting", None), md.waiting);
                 assert_eq!(get(mt, "oAlerting", None), md.alerting);
                 assert_eq!(get(mt, "oInteracting", None), md.interacting);
-                let lw = held.get(&(q.id.clone(), Some(media.clone()), "oLongestWaiting".into(), None)).copied().flatten();
+                let lw =
+                    held.get(&(q.id.clone(), Some(media.clone()), "oLongestWaiting".into(), None)).copied().flatten();
                 assert_eq!(lw.map(|v| v as i64), md.longest_waiting_start_ms.filter(|s| *s < t.now_ms));
-                let offered = aggs.get(&(q.id.clone(), media.clone(), "nOffered".into())).copied().unwrap_or(0.0) as u64;
+                let offered =
+                    aggs.get(&(q.id.clone(), media.clone(), "nOffered".into())).copied().unwrap_or(0.0) as u64;
                 if md.interval.start_ms == interval_start(T0) {
                     // Offers before the seed are only in the query's interval, which the topic then replaces.
                     assert!(offered <= md.interval.offered);
@@ -789,7 +825,11 @@ fn org_changes() {
     let msgs = drain(&mut m);
     let full = msgs.iter().find(|x| x.queue_id == id).expect("new queue announces its state");
     let v = msg_value(full);
-    assert!(v["eventBody"]["data"][0]["metrics"].as_array().unwrap().iter().any(|x| x["metric"] == "oMemberUsers" && x["stats"]["count"] == 5));
+    assert!(v["eventBody"]["data"][0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["metric"] == "oMemberUsers" && x["stats"]["count"] == 5));
     assert!(m.rename_queue(&id, "Alpha 000"));
     assert_eq!(m.queues()[0].name, "Alpha 000");
     m.advance_to(T0 + 600_000);
@@ -854,7 +894,9 @@ fn queue_and_presence_entities_have_the_documented_shape() {
         assert_keys(&v["languageLabels"], &["en_US"]);
         assert_eq!(v["type"], "System");
     }
-    assert!(defs.iter().any(|d| d.system_presence.as_deref() == Some("On Queue") && d.language_labels["en_US"] == "On Queue"));
+    assert!(defs
+        .iter()
+        .any(|d| d.system_presence.as_deref() == Some("On Queue") && d.language_labels["en_US"] == "On Queue"));
 }
 
 #[test]
@@ -866,7 +908,10 @@ fn answered_conversations_flow_through_talk_and_acw() {
     let t = m.truth();
     let v = &t.queues[0].media["voice"];
     let on_queue_idle = t.queues[0].on_queue.get("IDLE").copied().unwrap_or(0);
-    assert!(on_queue_idle + t.queues[0].on_queue.get("INTERACTING").copied().unwrap_or(0) > 0, "seed with agents on queue");
+    assert!(
+        on_queue_idle + t.queues[0].on_queue.get("INTERACTING").copied().unwrap_or(0) > 0,
+        "seed with agents on queue"
+    );
     assert_eq!(v.alerting + v.waiting, 1);
     m.advance_to(interval_start(T0) + INTERVAL_MS - 1);
     let t = m.truth();

@@ -23,28 +23,9 @@ fn all_query(m: &Model, details: bool) -> QueueObservationQuery {
     }
 }
 
-/// `StatisticalSummary` holds f64s, so serde writes `2.0` where Genesys writes `2`: compare numbers as integers
-/// when they are integral.
-fn ints(v: Value) -> Value {
-    match v {
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 9e15 && !n.is_u64() && !n.is_i64() => {
-                if f >= 0.0 {
-                    json!(f as u64)
-                } else {
-                    json!(f as i64)
-                }
-            }
-            _ => Value::Number(n),
-        },
-        Value::Array(a) => Value::Array(a.into_iter().map(ints).collect()),
-        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, ints(v))).collect()),
-        v => v,
-    }
-}
-
+/// As the server sends it (integral numbers without `.0`).
 fn to_value<T: Serialize>(t: &T) -> Value {
-    ints(serde_json::to_value(t).unwrap())
+    serde_json::from_str(&genesys_json(t)).unwrap()
 }
 
 fn query_value(m: &Model, details: bool) -> Value {
@@ -601,6 +582,9 @@ fn observations_query_has_the_documented_shape() {
     assert!(m.observations_query(&ok).is_ok());
 }
 
+const INTERVAL_METRICS_ASKED: [&str; 9] =
+    ["nOffered", "tAnswered", "tAbandon", "tWait", "tHandle", "tTalk", "tAcw", "nOverSla", "oServiceLevel"];
+
 const USER: [&str; 6] =
     ["oUserRoutingStatuses", "oOnQueueUsers", "oUserPresences", "oOffQueueUsers", "oMemberUsers", "oActiveUsers"];
 
@@ -766,7 +750,14 @@ fn messages_decode_into_the_truth() {
         assert!(d.unknown_metrics.is_empty() && d.bad_metrics.is_empty());
         apply(&mut held, &mut aggs, d.update);
     }
-    let _ = drain(&mut m); // messages up to the seed are covered by the query
+    let agg_q: ConversationAggregationQuery = serde_json::from_value(json!({
+        "interval": models::format_interval_ms(interval_start(T0), interval_start(T0) + INTERVAL_MS),
+        "groupBy": ["queueId", "mediaType"], "metrics": INTERVAL_METRICS_ASKED}))
+    .unwrap();
+    for u in crate::genesys::decode::decode_aggregates(m.aggregates_query(&agg_q).unwrap()) {
+        apply(&mut held, &mut aggs, u);
+    }
+    let _ = drain(&mut m); // messages up to the seed are covered by the queries
     for step in 1..=40 {
         m.advance_to(T0 + 60_000 + step * 7_000);
         for msg in drain(&mut m) {

@@ -915,3 +915,39 @@ fn answered_conversations_flow_through_talk_and_acw() {
         assert_eq!(i.handle.sum_ms, i.talk.sum_ms + i.acw.sum_ms);
     }
 }
+
+#[test]
+fn demo_org_is_busy_but_not_saturated() {
+    // The `simulate` defaults: 50 queues, 8 agents each, the default arrival rate.
+    let mut m = Model::new(ModelConfig { queues: 50, ..ModelConfig::default() }, interval_start(T0));
+    let mut changed_seconds = 0;
+    let mut msgs = 0;
+    for s in 1..=1800 {
+        m.advance_to(interval_start(T0) + s * 1000 - 1);
+        let mut out = Vec::new();
+        m.take_messages(&mut out);
+        msgs += out.len();
+        changed_seconds += usize::from(!out.is_empty());
+    }
+    let t = m.truth();
+    let sum = |f: &dyn Fn(&TruthInterval) -> u64| -> u64 {
+        t.queues.iter().flat_map(|q| q.media.values()).map(|md| f(&md.interval)).sum()
+    };
+    let (offered, answered, abandoned) = (sum(&|i| i.offered), sum(&|i| i.answered.count), sum(&|i| i.abandoned.count));
+    let num = sum(&|i| i.service_level.numerator);
+    let den = sum(&|i| i.service_level.denominator);
+    let sl = num as f64 / den.max(1) as f64;
+    let on_queue: u64 = t.queues.iter().flat_map(|q| q.on_queue.values()).sum();
+    let members: u64 = t.queues.iter().map(|q| q.members).sum();
+    eprintln!("offered {offered} answered {answered} abandoned {abandoned} SL {sl:.2} on_queue {on_queue}/{members} msgs {msgs} seconds with messages {changed_seconds}/1800");
+    assert!(changed_seconds > 1500, "a demo shows changes every few seconds");
+    assert!(offered > 1000 && answered > offered / 2, "traffic is mostly answered");
+    assert!((0.3..0.99).contains(&sl), "service level is interesting: {sl}");
+}
+
+#[test]
+fn model_can_move_to_the_server_task() {
+    fn send<T: Send + 'static>() {}
+    send::<Model>();
+    send::<TopicMessage>();
+}

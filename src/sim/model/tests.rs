@@ -951,3 +951,36 @@ fn model_can_move_to_the_server_task() {
     send::<Model>();
     send::<TopicMessage>();
 }
+
+#[test]
+fn user_qualifier_dropping_to_zero_is_sent_as_count_zero() {
+    let mut m = Model::new(cfg(1, 1, 3, 0.0), T0);
+    let q = m.queue_ids()[0].clone();
+    let onq = m.presence_for("ON_QUEUE");
+    let brk = m.presence_for("BREAK");
+    m.set_presence(0, onq);
+    let _ = drain(&mut m);
+    m.set_presence(0, brk);
+    let msgs = drain(&mut m);
+    assert_eq!(msgs.len(), 1);
+    let v = msg_value(&msgs[0]);
+    assert_eq!(v["eventBody"]["group"], json!({"queueId": q}));
+    let (onq_id, brk_id) = (m.presences[onq as usize].id.clone(), m.presences[brk as usize].id.clone());
+    assert_eq!(
+        v["eventBody"]["data"][0]["metrics"],
+        json!([
+            {"metric": "oUserRoutingStatuses", "qualifier": "OFF_QUEUE", "stats": {"count": 1}},
+            {"metric": "oUserRoutingStatuses", "qualifier": "IDLE", "stats": {"count": 0}},
+            {"metric": "oOnQueueUsers", "qualifier": "IDLE", "stats": {"count": 0}},
+            {"metric": "oUserPresences", "qualifier": onq_id, "stats": {"count": 0}},
+            {"metric": "oUserPresences", "qualifier": brk_id, "stats": {"count": 1}},
+            {"metric": "oOffQueueUsers", "qualifier": brk_id, "stats": {"count": 1}},
+        ])
+    );
+    // Back on queue: the zeros come back up, nothing else is repeated.
+    m.set_presence(0, onq);
+    let v = msg_value(&drain(&mut m)[0]);
+    let metrics = v["eventBody"]["data"][0]["metrics"].as_array().unwrap().clone();
+    assert_eq!(metrics.len(), 6);
+    assert!(metrics.contains(&json!({"metric": "oOffQueueUsers", "qualifier": brk_id, "stats": {"count": 0}})));
+}

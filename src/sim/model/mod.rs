@@ -710,6 +710,28 @@ fn derived_uuid(seed: u64, n: u64, salt: u64) -> String {
     uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
 }
 
+/// Conversation ids are sequence numbers: a multiply-xorshift hash is enough and much cheaper than SipHash on the
+/// model's hottest map.
+#[derive(Debug, Default, Clone, Copy)]
+struct SeqHasher(u64);
+
+impl std::hash::Hasher for SeqHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        let z = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = z ^ (z >> 29);
+    }
+}
+
+type ConvMap = HashMap<u64, Conv, std::hash::BuildHasherDefault<SeqHasher>>;
+
 /// Exponential sample with mean `mean_ms`.
 fn exp_ms(rng: &mut fastrand::Rng, mean_ms: f64) -> i64 {
     let u = rng.f64();
@@ -732,7 +754,7 @@ pub struct Model {
     queues: Vec<QueueState>,
     by_id: HashMap<String, u32>,
     agents: Vec<Agent>,
-    convs: HashMap<u64, Conv>,
+    convs: ConvMap,
     events: BinaryHeap<Scheduled>,
     event_seq: u64,
     conv_seq: u64,
@@ -809,7 +831,7 @@ impl Model {
             queues: Vec::new(),
             by_id: HashMap::new(),
             agents: Vec::new(),
-            convs: HashMap::new(),
+            convs: ConvMap::default(),
             events: BinaryHeap::new(),
             event_seq: 0,
             conv_seq: 0,

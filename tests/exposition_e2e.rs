@@ -105,7 +105,7 @@ async fn no_secret_or_token_in_trace_logs_or_metrics() {
         o.read_to_string(&mut logs).expect("read stdout");
     }
     let _ = child.wait();
-    assert!(logs.lines().count() > 20, "trace logging produced output: {logs}");
+    assert!(logs.contains("level=debug") || logs.contains("level=trace"), "trace logging is on: {logs}");
     for (what, text) in [("logs", &logs), ("/metrics", &metrics), ("/metrics after revocation", &metrics_after)] {
         assert!(!text.contains(SECRET), "the client secret appears in {what}");
         for t in &tokens {

@@ -30,8 +30,16 @@ async fn stats(env: &Env) -> Value {
     env.http.get(format!("{}/sim/stats", env.sim.base_url())).send().await.expect("stats").json().await.expect("JSON")
 }
 
-fn waiting(s: &[Sample], queue: &str, media: &str) -> f64 {
-    v(s, "genesys_queue_waiting", &[("queue_id", queue), ("media_type", media)])
+/// Offered this interval: unlike `waiting`, it stays up after agents answer, so a change cannot slip past a check.
+fn offered(s: &[Sample], queue: &str, media: &str) -> f64 {
+    v(s, "genesys_queue_interval_offered", &[("queue_id", queue), ("media_type", media)])
+}
+
+/// The simulator's own count of `queue`'s offered `media` conversations this interval.
+fn true_offered(env: &Env, queue: &str, media: &str) -> f64 {
+    let t = env.sim.truth();
+    let q = t.queues.iter().find(|q| q.id == queue).expect("queue in truth");
+    q.media.get(media).map_or(0.0, |m| m.interval.offered as f64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,14 +92,17 @@ async fn a_stalled_channel_falls_back_to_polling_and_returns_to_the_stream() {
     // A change during the stall is seen through polling.
     let q = stalled_queues[0].clone();
     env.sim.inject(fault(json!({"kind": "arrive", "queue_id": q, "media_type": "email", "count": 3})));
+    let want = true_offered(&env, &q, "email");
+    assert!(want >= 3.0);
     env.until(Duration::from_secs(5), "a change during the stall shows through polling", |s| {
-        waiting(s, &q, "email") >= 3.0
+        offered(s, &q, "email") == want
     })
     .await;
     // Unaffected channels keep streaming changes.
     let o = other[0].clone();
     env.sim.inject(fault(json!({"kind": "arrive", "queue_id": o, "media_type": "email", "count": 2})));
-    env.until(Duration::from_secs(5), "an unaffected queue's change is streamed", |s| waiting(s, &o, "email") >= 2.0)
+    let want = true_offered(&env, &o, "email");
+    env.until(Duration::from_secs(5), "an unaffected queue's change is streamed", |s| offered(s, &o, "email") == want)
         .await;
     // After the stall, back to the stream.
     env.until(Duration::from_secs(30), "the stalled queues return to the stream", |s| {
@@ -133,7 +144,8 @@ async fn a_429_storm_is_waited_out_without_a_cascade() {
     // Polling resumes after the storm.
     let q = env.sim.truth().queues[0].id.clone();
     env.sim.inject(fault(json!({"kind": "arrive", "queue_id": q, "media_type": "voice", "count": 4})));
-    env.until(Duration::from_secs(10), "polling resumed", |s| waiting(s, &q, "voice") >= 1.0).await;
+    let want = true_offered(&env, &q, "voice");
+    env.until(Duration::from_secs(10), "polling resumed", |s| offered(s, &q, "voice") == want).await;
     env.exporter.stop().await.expect("stops");
     env.sim.shutdown().await;
 }
@@ -179,8 +191,10 @@ async fn a_healthy_stream_spends_almost_nothing_and_reconciliation_catches_a_sil
     env.sim.inject(fault(json!({"kind": "silence_topic", "queue_id": q, "on": true})));
     env.sim.inject(fault(json!({"kind": "arrive", "queue_id": q, "media_type": "chat", "count": 5})));
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(waiting(&env.samples().await, &q, "chat"), 0.0, "the silenced topic delivered nothing");
-    env.until(Duration::from_secs(40), "reconciliation corrects the silent queue", |s| waiting(s, &q, "chat") >= 1.0)
+    let want = true_offered(&env, &q, "chat");
+    assert!(want >= 5.0);
+    assert!(offered(&env.samples().await, &q, "chat") < want, "the silenced topic delivered nothing");
+    env.until(Duration::from_secs(40), "reconciliation corrects the silent queue", |s| offered(s, &q, "chat") == want)
         .await;
     let s = env.samples().await;
     assert!(v(&s, "genesys_stream_drift_total", &[]) >= 1.0, "the drift is counted");
@@ -202,7 +216,8 @@ async fn values_older_than_max_age_are_withdrawn_while_stale_stays() {
     let env = support::start(quiet(5), |o| o.store.max_age = Duration::from_secs(4)).await;
     let q = env.sim.truth().queues[0].id.clone();
     env.sim.inject(fault(json!({"kind": "arrive", "queue_id": q, "media_type": "voice", "count": 2})));
-    env.until(Duration::from_secs(15), "value served", |s| waiting(s, &q, "voice") >= 1.0).await;
+    let want = true_offered(&env, &q, "voice");
+    env.until(Duration::from_secs(15), "value served", |s| offered(s, &q, "voice") == want).await;
     // No source can confirm anything: the socket stalls and every REST call fails.
     env.sim.inject(fault(json!({"kind": "stall_sockets", "seconds": 30})));
     env.sim.inject(fault(json!({"kind": "error_burst", "count": 100000, "status": 503})));

@@ -286,11 +286,18 @@ impl ChannelRunner {
     ) -> (Exit, bool) {
         let settings = self.shared.settings.clone();
         let (mut sink, mut stream) = ws.split();
+        // The watchdog runs from the connect; the channel's clock (the queues' data age) only moves on a frame, so
+        // a socket that connects but never speaks (a stalled server) never makes its queues look fresh.
         let mut last_frame = Instant::now();
-        self.clock.touch(now_ms());
         let mut side: FuturesUnordered<BoxFuture<'static, Side>> = FuturesUnordered::new();
         let mut reseeding = !permitted.is_empty();
         let mut healthy = false;
+        // The stream serves the queues again only once the re-seed is applied AND the socket has delivered a frame:
+        // an upgrade alone proves nothing. The first ping goes out at once so a live server proves itself in a
+        // round trip. `pending` holds the re-seeded queues while no frame has come yet.
+        let mut seen_frame = false;
+        let mut pending: Option<Vec<String>> = None;
+        let _ = sink.send(Message::Text(r#"{"message":"ping"}"#.into())).await;
         let mut held_back: Vec<crate::genesys::decode::Decoded> = Vec::new();
         if reseeding {
             side.push(self.reseed_future(permitted.to_vec(), Duration::ZERO));
@@ -321,14 +328,14 @@ impl ChannelRunner {
                         Ok(Message::Close(_)) => break Exit::Reconnect { reason: "server_closed", immediate: false },
                         Ok(Message::Binary(b)) => {
                             last_frame = Instant::now();
-                            self.clock.touch(now_ms());
+                            self.frame_seen(&mut seen_frame, &mut pending, &mut healthy);
                             self.shared.payload_error("malformed", None, &String::from_utf8_lossy(&b));
                             continue;
                         }
                         Ok(_) => {
                             // RFC 6455 ping/pong: alive, but Genesys's health check is the app-level ping.
                             last_frame = Instant::now();
-                            self.clock.touch(now_ms());
+                            self.frame_seen(&mut seen_frame, &mut pending, &mut healthy);
                             continue;
                         }
                         Err(tungstenite::Error::Capacity(e)) => {
@@ -341,7 +348,7 @@ impl ChannelRunner {
                         }
                     };
                     last_frame = Instant::now();
-                    self.clock.touch(now_ms());
+                    self.frame_seen(&mut seen_frame, &mut pending, &mut healthy);
                     match self.on_text(text.as_str(), reseeding, &mut held_back) {
                         Some(exit) => break exit,
                         None => continue,
@@ -355,9 +362,13 @@ impl ChannelRunner {
                                 for d in held_back.drain(..) {
                                     self.shared.apply_decoded(d, None);
                                 }
-                                self.shared.healthy(&ids, &self.clock);
                                 reseeding = false;
-                                healthy = true;
+                                if seen_frame {
+                                    self.shared.healthy(&ids, &self.clock);
+                                    healthy = true;
+                                } else {
+                                    pending = Some(ids);
+                                }
                             }
                             Err(e) => {
                                 tracing::warn!(err = %e, queues = ids.len(), "re-seed failed; queues stay on polling, retrying");
@@ -448,6 +459,16 @@ impl ChannelRunner {
             let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(None))).await;
         }
         (exit, healthy)
+    }
+
+    /// A frame arrived: the channel's clock moves, and queues waiting for proof of life go back to the stream.
+    fn frame_seen(&self, seen: &mut bool, pending: &mut Option<Vec<String>>, healthy: &mut bool) {
+        self.clock.touch(now_ms());
+        *seen = true;
+        if let Some(ids) = pending.take() {
+            self.shared.healthy(&ids, &self.clock);
+            *healthy = true;
+        }
     }
 
     fn reseed_future(&self, ids: Vec<String>, delay: Duration) -> BoxFuture<'static, Side> {

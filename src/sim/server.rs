@@ -852,8 +852,9 @@ fn finish(sh: &Shared, mut resp: Response<Body>, corr: &str) -> Response<Body> {
     resp
 }
 
-fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Body> {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+/// JSON as Genesys writes it: integral numbers without `.0` (the models hold counts as f64).
+fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
+    let bytes = crate::sim::model::genesys_json(body).into_bytes();
     let mut r = Response::new(Full::new(Bytes::from(bytes)));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

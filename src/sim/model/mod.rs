@@ -41,7 +41,13 @@
 //!   messages carry the metrics that differ from what that group last sent (a qualifier that dropped to zero is
 //!   sent as `{"count":0}`); a group whose values came back to what was last sent sends nothing. The initial
 //!   state counts as sent (clients seed it from the query); an added queue sends its whole state.
-//!   `oLongestWaiting`/`oLongestInteracting` count as changed when the oldest start changes.
+//!   `oLongestWaiting`/`oLongestInteracting` count as changed when the oldest start changes; their
+//!   `calculatedMetricValue` follows `longest_form`, and with nobody waiting they are `{"count":0}` alone.
+//!   Aggregate messages carry every metric of the bucket that has data. Bodies are written by hand (`wire`).
+//! - **Queries** read the same state: `observations_query` (§3) and `aggregates_query` (§4, the current bucket
+//!   only) — see their docs. Their f64 stats serialize as `2.0`; send them with [`genesys_json`] to get `2`.
+//! - **Truth** (`truth()`) is that state again, in the documented ground-truth JSON: equal to what the query
+//!   reports at the same model time, and to what a delta reader of the topic holds once messages are drained.
 
 mod query;
 #[cfg(test)]
@@ -201,6 +207,32 @@ pub const INTERVAL_MS: i64 = 30 * 60 * 1000;
 /// Start of the 30-minute bucket containing `ms`.
 pub fn interval_start(ms: i64) -> i64 {
     ms.div_euclid(INTERVAL_MS) * INTERVAL_MS
+}
+
+/// JSON of a response as Genesys writes it: integral numbers without a fraction (`"count":2`, not `2.0`).
+///
+/// `models::StatisticalSummary` holds `f64`s (the exporter reads any number), so plain serde would write `2.0`;
+/// a strict client (e.g. Go decoding into an int) would reject that. Servers should send query answers through this.
+pub fn genesys_json<T: Serialize>(value: &T) -> String {
+    fn ints(v: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::Number(n) if !n.is_u64() && !n.is_i64() => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 9e15 => {
+                    if f >= 0.0 {
+                        Value::from(f as u64)
+                    } else {
+                        Value::from(f as i64)
+                    }
+                }
+                _ => Value::Number(n),
+            },
+            Value::Array(a) => Value::Array(a.into_iter().map(ints).collect()),
+            Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, ints(v))).collect()),
+            v => v,
+        }
+    }
+    serde_json::to_value(value).map(ints).map(|v| v.to_string()).unwrap_or_else(|_| "null".to_owned())
 }
 
 /// Routing statuses, indexed by the `R_*` constants.
@@ -678,6 +710,28 @@ fn derived_uuid(seed: u64, n: u64, salt: u64) -> String {
     uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
 }
 
+/// Conversation ids are sequence numbers: a multiply-xorshift hash is enough and much cheaper than SipHash on the
+/// model's hottest map.
+#[derive(Debug, Default, Clone, Copy)]
+struct SeqHasher(u64);
+
+impl std::hash::Hasher for SeqHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        let z = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = z ^ (z >> 29);
+    }
+}
+
+type ConvMap = HashMap<u64, Conv, std::hash::BuildHasherDefault<SeqHasher>>;
+
 /// Exponential sample with mean `mean_ms`.
 fn exp_ms(rng: &mut fastrand::Rng, mean_ms: f64) -> i64 {
     let u = rng.f64();
@@ -700,7 +754,7 @@ pub struct Model {
     queues: Vec<QueueState>,
     by_id: HashMap<String, u32>,
     agents: Vec<Agent>,
-    convs: HashMap<u64, Conv>,
+    convs: ConvMap,
     events: BinaryHeap<Scheduled>,
     event_seq: u64,
     conv_seq: u64,
@@ -777,7 +831,7 @@ impl Model {
             queues: Vec::new(),
             by_id: HashMap::new(),
             agents: Vec::new(),
-            convs: HashMap::new(),
+            convs: ConvMap::default(),
             events: BinaryHeap::new(),
             event_seq: 0,
             conv_seq: 0,

@@ -23,28 +23,9 @@ fn all_query(m: &Model, details: bool) -> QueueObservationQuery {
     }
 }
 
-/// `StatisticalSummary` holds f64s, so serde writes `2.0` where Genesys writes `2`: compare numbers as integers
-/// when they are integral.
-fn ints(v: Value) -> Value {
-    match v {
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 9e15 && !n.is_u64() && !n.is_i64() => {
-                if f >= 0.0 {
-                    json!(f as u64)
-                } else {
-                    json!(f as i64)
-                }
-            }
-            _ => Value::Number(n),
-        },
-        Value::Array(a) => Value::Array(a.into_iter().map(ints).collect()),
-        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, ints(v))).collect()),
-        v => v,
-    }
-}
-
+/// As the server sends it (integral numbers without `.0`).
 fn to_value<T: Serialize>(t: &T) -> Value {
-    ints(serde_json::to_value(t).unwrap())
+    serde_json::from_str(&genesys_json(t)).unwrap()
 }
 
 fn query_value(m: &Model, details: bool) -> Value {
@@ -557,7 +538,12 @@ fn observations_query_has_the_documented_shape() {
                     }
                 }
                 "oLongestWaiting" | "oLongestInteracting" => {
-                    assert_keys(d, if d["stats"]["count"] == 0 { &["metric", "stats"] } else { &["metric", "stats"] });
+                    assert_keys(d, &["metric", "stats"]);
+                    if d["stats"]["count"] == 0 {
+                        assert_keys(&d["stats"], &["count"]);
+                    } else {
+                        assert_keys(&d["stats"], &["count", "calculatedMetricValue"]);
+                    }
                 }
                 _ => assert_keys(d, &["metric", "stats"]),
             }
@@ -595,6 +581,9 @@ fn observations_query_has_the_documented_shape() {
     let ok = QueueObservationQuery { filter: QueryFilter::queue_ids(ids[..200].iter().map(String::as_str)), ..big };
     assert!(m.observations_query(&ok).is_ok());
 }
+
+const INTERVAL_METRICS_ASKED: [&str; 9] =
+    ["nOffered", "tAnswered", "tAbandon", "tWait", "tHandle", "tTalk", "tAcw", "nOverSla", "oServiceLevel"];
 
 const USER: [&str; 6] =
     ["oUserRoutingStatuses", "oOnQueueUsers", "oUserPresences", "oOffQueueUsers", "oMemberUsers", "oActiveUsers"];
@@ -761,7 +750,14 @@ fn messages_decode_into_the_truth() {
         assert!(d.unknown_metrics.is_empty() && d.bad_metrics.is_empty());
         apply(&mut held, &mut aggs, d.update);
     }
-    let _ = drain(&mut m); // messages up to the seed are covered by the query
+    let agg_q: ConversationAggregationQuery = serde_json::from_value(json!({
+        "interval": models::format_interval_ms(interval_start(T0), interval_start(T0) + INTERVAL_MS),
+        "groupBy": ["queueId", "mediaType"], "metrics": INTERVAL_METRICS_ASKED}))
+    .unwrap();
+    for u in crate::genesys::decode::decode_aggregates(m.aggregates_query(&agg_q).unwrap()) {
+        apply(&mut held, &mut aggs, u);
+    }
+    let _ = drain(&mut m); // messages up to the seed are covered by the queries
     for step in 1..=40 {
         m.advance_to(T0 + 60_000 + step * 7_000);
         for msg in drain(&mut m) {
@@ -918,4 +914,73 @@ fn answered_conversations_flow_through_talk_and_acw() {
         assert_eq!((i.talk.count, i.acw.count, i.handle.count), (1, 1, 1));
         assert_eq!(i.handle.sum_ms, i.talk.sum_ms + i.acw.sum_ms);
     }
+}
+
+#[test]
+fn demo_org_is_busy_but_not_saturated() {
+    // The `simulate` defaults: 50 queues, 8 agents each, the default arrival rate.
+    let mut m = Model::new(ModelConfig { queues: 50, ..ModelConfig::default() }, interval_start(T0));
+    let mut changed_seconds = 0;
+    let mut msgs = 0;
+    for s in 1..=1800 {
+        m.advance_to(interval_start(T0) + s * 1000 - 1);
+        let mut out = Vec::new();
+        m.take_messages(&mut out);
+        msgs += out.len();
+        changed_seconds += usize::from(!out.is_empty());
+    }
+    let t = m.truth();
+    let sum = |f: &dyn Fn(&TruthInterval) -> u64| -> u64 {
+        t.queues.iter().flat_map(|q| q.media.values()).map(|md| f(&md.interval)).sum()
+    };
+    let (offered, answered, abandoned) = (sum(&|i| i.offered), sum(&|i| i.answered.count), sum(&|i| i.abandoned.count));
+    let num = sum(&|i| i.service_level.numerator);
+    let den = sum(&|i| i.service_level.denominator);
+    let sl = num as f64 / den.max(1) as f64;
+    let on_queue: u64 = t.queues.iter().flat_map(|q| q.on_queue.values()).sum();
+    let members: u64 = t.queues.iter().map(|q| q.members).sum();
+    eprintln!("offered {offered} answered {answered} abandoned {abandoned} SL {sl:.2} on_queue {on_queue}/{members} msgs {msgs} seconds with messages {changed_seconds}/1800");
+    assert!(changed_seconds > 1500, "a demo shows changes every few seconds");
+    assert!(offered > 1000 && answered > offered / 2, "traffic is mostly answered");
+    assert!((0.3..0.99).contains(&sl), "service level is interesting: {sl}");
+}
+
+#[test]
+fn model_can_move_to_the_server_task() {
+    fn send<T: Send + 'static>() {}
+    send::<Model>();
+    send::<TopicMessage>();
+}
+
+#[test]
+fn user_qualifier_dropping_to_zero_is_sent_as_count_zero() {
+    let mut m = Model::new(cfg(1, 1, 3, 0.0), T0);
+    let q = m.queue_ids()[0].clone();
+    let onq = m.presence_for("ON_QUEUE");
+    let brk = m.presence_for("BREAK");
+    m.set_presence(0, onq);
+    let _ = drain(&mut m);
+    m.set_presence(0, brk);
+    let msgs = drain(&mut m);
+    assert_eq!(msgs.len(), 1);
+    let v = msg_value(&msgs[0]);
+    assert_eq!(v["eventBody"]["group"], json!({"queueId": q}));
+    let (onq_id, brk_id) = (m.presences[onq as usize].id.clone(), m.presences[brk as usize].id.clone());
+    assert_eq!(
+        v["eventBody"]["data"][0]["metrics"],
+        json!([
+            {"metric": "oUserRoutingStatuses", "qualifier": "OFF_QUEUE", "stats": {"count": 1}},
+            {"metric": "oUserRoutingStatuses", "qualifier": "IDLE", "stats": {"count": 0}},
+            {"metric": "oOnQueueUsers", "qualifier": "IDLE", "stats": {"count": 0}},
+            {"metric": "oUserPresences", "qualifier": onq_id, "stats": {"count": 0}},
+            {"metric": "oUserPresences", "qualifier": brk_id, "stats": {"count": 1}},
+            {"metric": "oOffQueueUsers", "qualifier": brk_id, "stats": {"count": 1}},
+        ])
+    );
+    // Back on queue: the zeros come back up, nothing else is repeated.
+    m.set_presence(0, onq);
+    let v = msg_value(&drain(&mut m)[0]);
+    let metrics = v["eventBody"]["data"][0]["metrics"].as_array().unwrap().clone();
+    assert_eq!(metrics.len(), 6);
+    assert!(metrics.contains(&json!({"metric": "oOffQueueUsers", "qualifier": brk_id, "stats": {"count": 0}})));
 }

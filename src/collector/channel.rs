@@ -290,20 +290,15 @@ impl ChannelRunner {
         // a socket that connects but never speaks (a stalled server) never makes its queues look fresh.
         let mut last_frame = Instant::now();
         let mut side: FuturesUnordered<BoxFuture<'static, Side>> = FuturesUnordered::new();
+        // Topic messages are held back from the start: the re-seed that they must not be overtaken by begins with
+        // the socket's first frame. An upgrade alone proves nothing (a stalled server accepts and stays silent), so
+        // the REST budget is spent on a re-seed only once the socket has spoken; the first ping goes out at once so
+        // a live server proves itself in one round trip.
         let mut reseeding = !permitted.is_empty();
-        let mut healthy = false;
-        // The stream serves the queues again only once the re-seed is applied AND the socket has delivered a frame:
-        // an upgrade alone proves nothing. The first ping goes out at once so a live server proves itself in a
-        // round trip. `pending` holds the re-seeded queues while no frame has come yet.
+        let mut healthy = !reseeding;
         let mut seen_frame = false;
-        let mut pending: Option<Vec<String>> = None;
         let _ = sink.send(Message::Text(r#"{"message":"ping"}"#.into())).await;
         let mut held_back: Vec<crate::genesys::decode::Decoded> = Vec::new();
-        if reseeding {
-            side.push(self.reseed_future(permitted.to_vec(), Duration::ZERO));
-        } else {
-            healthy = true;
-        }
         let mut ping = tokio::time::interval(settings.ping_interval.max(Duration::from_secs(1)));
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.reset();
@@ -328,14 +323,14 @@ impl ChannelRunner {
                         Ok(Message::Close(_)) => break Exit::Reconnect { reason: "server_closed", immediate: false },
                         Ok(Message::Binary(b)) => {
                             last_frame = Instant::now();
-                            self.frame_seen(&mut seen_frame, &mut pending, &mut healthy);
+                            self.frame_seen(&mut seen_frame, &side, permitted);
                             self.shared.payload_error("malformed", None, &String::from_utf8_lossy(&b));
                             continue;
                         }
                         Ok(_) => {
                             // RFC 6455 ping/pong: alive, but Genesys's health check is the app-level ping.
                             last_frame = Instant::now();
-                            self.frame_seen(&mut seen_frame, &mut pending, &mut healthy);
+                            self.frame_seen(&mut seen_frame, &side, permitted);
                             continue;
                         }
                         Err(tungstenite::Error::Capacity(e)) => {
@@ -348,7 +343,7 @@ impl ChannelRunner {
                         }
                     };
                     last_frame = Instant::now();
-                    self.frame_seen(&mut seen_frame, &mut pending, &mut healthy);
+                    self.frame_seen(&mut seen_frame, &side, permitted);
                     match self.on_text(text.as_str(), reseeding, &mut held_back) {
                         Some(exit) => break exit,
                         None => continue,
@@ -362,13 +357,9 @@ impl ChannelRunner {
                                 for d in held_back.drain(..) {
                                     self.shared.apply_decoded(d, None);
                                 }
+                                self.shared.healthy(&ids, &self.clock);
                                 reseeding = false;
-                                if seen_frame {
-                                    self.shared.healthy(&ids, &self.clock);
-                                    healthy = true;
-                                } else {
-                                    pending = Some(ids);
-                                }
+                                healthy = true;
                             }
                             Err(e) => {
                                 tracing::warn!(err = %e, queues = ids.len(), "re-seed failed; queues stay on polling, retrying");
@@ -461,13 +452,11 @@ impl ChannelRunner {
         (exit, healthy)
     }
 
-    /// A frame arrived: the channel's clock moves, and queues waiting for proof of life go back to the stream.
-    fn frame_seen(&self, seen: &mut bool, pending: &mut Option<Vec<String>>, healthy: &mut bool) {
+    /// A frame arrived: the channel's clock moves; the first one of a session starts its re-seed.
+    fn frame_seen(&self, seen: &mut bool, side: &FuturesUnordered<BoxFuture<'static, Side>>, permitted: &[String]) {
         self.clock.touch(now_ms());
-        *seen = true;
-        if let Some(ids) = pending.take() {
-            self.shared.healthy(&ids, &self.clock);
-            *healthy = true;
+        if !std::mem::replace(seen, true) && !permitted.is_empty() {
+            side.push(self.reseed_future(permitted.to_vec(), Duration::ZERO));
         }
     }
 

@@ -125,8 +125,8 @@ impl Shared {
         usize::from(outcome.changed)
     }
 
-    /// Apply a REST read: complete observations, then interval aggregates. Returns how many observation values
-    /// differed from the store (drift, when the stream was healthy).
+    /// Apply a REST read: complete observations, then interval aggregates. Returns how many queue groups it changed
+    /// (drift, when the stream was healthy).
     pub fn apply_read(&self, read: ReadResult) -> usize {
         let ids: Vec<String> = read.observations.iter().map(|d| d.update.queue_id.clone()).collect();
         let mut changed = 0;
@@ -134,7 +134,7 @@ impl Shared {
             changed += self.apply_decoded(d, None);
         }
         for u in read.aggregates {
-            self.apply_decoded(Decoded { update: u, unknown_metrics: vec![], bad_metrics: vec![] }, None);
+            changed += self.apply_decoded(Decoded { update: u, unknown_metrics: vec![], bad_metrics: vec![] }, None);
         }
         self.mark_seeded(&ids);
         changed

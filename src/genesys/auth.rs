@@ -114,6 +114,8 @@ impl TokenSource {
             return Ok(t);
         }
         let t = self.fetch().await?;
+        // The token is a Credential: its Debug is redacted, so this can never print it.
+        tracing::debug!(token = ?t.value, generation = t.generation, expires_at_unix = t.expires_at_unix, "access token obtained");
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(t.clone());
         (self.on_refresh)(&t);
         Ok(t)

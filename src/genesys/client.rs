@@ -112,6 +112,7 @@ impl ApiClient {
             self.observe_rate_headers(resp.headers());
             let context_id = header_str(resp.headers(), "inin-correlation-id").map(str::to_owned);
             let retry_after = header_f64(resp.headers(), "retry-after");
+            tracing::debug!(endpoint, status, took_ms = (elapsed * 1000.0).round(), context_id = ?context_id, "Genesys API call");
             let bytes = resp.bytes().await.map_err(|source| Error::Http { endpoint, source: source.without_url() })?;
 
             match status {

@@ -27,6 +27,7 @@ FRESH_ZERO = 'sum by (queue) (' + sel("genesys_queue_stale") + ' == 0)'
 
 
 def none_label(label):
+    """A single 0 labelled label="none"; use after `or on ()` so it appears only when the left side is empty."""
     return f'label_replace(vector(0), "{label}", "none", "", "")'
 
 
@@ -178,8 +179,8 @@ def wallboard():
     p.row("$queue", repeat="queue")
     q = "queue"
     sl_num = (f'sum by (queue) ({sel("genesys_queue_service_level_ratio", media=True)} * on (queue_id, media_type) '
-              f'group_left () max by (queue_id, media_type) (genesys_queue_interval_offered))')
-    sl_den = (f'sum by (queue) (max by (queue_id, media_type) (genesys_queue_interval_offered) and on (queue_id, '
+              f'group_left () max by (queue_id, queue, media_type) (genesys_queue_interval_offered))')
+    sl_den = (f'sum by (queue) (max by (queue_id, queue, media_type) (genesys_queue_interval_offered) and on (queue_id, '
               f'media_type) {sel("genesys_queue_service_level_ratio", media=True)})')
     abandoned = f'(sum by (queue) ({sel("genesys_queue_interval_abandoned", media=True)}) or {FRESH_ZERO})'
     offered = f'sum by (queue) ({sel("genesys_queue_interval_offered", media=True)})'
@@ -241,7 +242,7 @@ def agents():
             description="Queue members by routing status (oUserRoutingStatuses), summed over the selected queues: "
                         "an agent in several queues counts once per queue."), 12),
         (timeseries("On-queue agents by routing status", [target(
-            f'sum by (routing_status) ({sel("genesys_queue_on_queue_agents")}) or {none_label("routing_status")}',
+            f'sum by (routing_status) ({sel("genesys_queue_on_queue_agents")}) or on () {none_label("routing_status")}',
             "{{routing_status}}")], stack=True,
             description="Agents on queue, by routing status (oOnQueueUsers)."), 12),
     ], 9)
@@ -250,7 +251,7 @@ def agents():
             f'sum by (presence) ({sel("genesys_queue_presence_agents")})', "{{presence}}")], stack=True,
             description="Queue members by presence (oUserPresences), presence names resolved."), 12),
         (timeseries("Off-queue agents by presence", [target(
-            f'sum by (presence) ({sel("genesys_queue_off_queue_agents")}) or {none_label("presence")}',
+            f'sum by (presence) ({sel("genesys_queue_off_queue_agents")}) or on () {none_label("presence")}',
             "{{presence}}")], stack=True,
             description="Members not on queue, by presence (oOffQueueUsers); 'none' when everyone is on queue."),
          12),
@@ -283,9 +284,9 @@ def agents():
             description="oMemberUsers, oActiveUsers, oOnQueueUsers summed over the selected queues."), 12),
         (timeseries("Conversations: waiting, alerting, interacting", [
             target(f'sum by (media_type) ({sel("genesys_queue_waiting", media=True)})', "waiting {{media_type}}"),
-            target(f'sum by (media_type) ({sel("genesys_queue_alerting", media=True)}) or {none_label("media_type")}',
+            target(f'sum by (media_type) ({sel("genesys_queue_alerting", media=True)}) or on () {none_label("media_type")}',
                    "alerting {{media_type}}", "B"),
-            target(f'sum by (media_type) ({sel("genesys_queue_interacting", media=True)}) or {none_label("media_type")}',
+            target(f'sum by (media_type) ({sel("genesys_queue_interacting", media=True)}) or on () {none_label("media_type")}',
                    "interacting {{media_type}}", "C")],
             description="Demand next to capacity, by media type."), 12),
     ], 8)
@@ -327,7 +328,7 @@ def health():
         (timeseries("Channels and topics", [target("sum(genesys_notification_channels)", "channels"),
                                             target("sum(genesys_notification_topics)", "topics", "B")]), 8),
         (timeseries("Reconnects by reason", [target(
-            f'sum by (reason) (increase(genesys_notification_reconnects_total[{RI}])) or {none_label("reason")}',
+            f'sum by (reason) (increase(genesys_notification_reconnects_total[{RI}])) or on () {none_label("reason")}',
             "{{reason}}")], description="Channel reconnects; 'none' (0) when there were none."), 8),
     ], 8)
     p.line([
@@ -340,7 +341,7 @@ def health():
             target(f'histogram_quantile(0.99, sum by (le) (rate(genesys_notification_delivery_latency_seconds_bucket[{RI}])))', "p99", "B")],
             unit="s", description="Notification event time to applied in the store."), 8),
         (timeseries("Messages by kind", [target(
-            f'sum by (kind) (rate(genesys_notification_messages_total[{RI}])) or {none_label("kind")}', "{{kind}}")],
+            f'sum by (kind) (rate(genesys_notification_messages_total[{RI}])) or on () {none_label("kind")}', "{{kind}}")],
             unit="reqps", description="WebSocket frames per second, by kind."), 8),
     ], 8)
     p.row("REST API")
@@ -352,18 +353,18 @@ def health():
             description="Requests per minute against the 300/min client-credentials token budget, and the "
                         "remaining requests reported by Genesys (inin-ratelimit headers)."), 8),
         (timeseries("Requests by endpoint and code", [target(
-            f'sum by (endpoint, code) (rate(genesys_api_requests_total[{RI}])) * 60 or {none_label("endpoint")}',
+            f'sum by (endpoint, code) (rate(genesys_api_requests_total[{RI}])) * 60 or on () {none_label("endpoint")}',
             "{{endpoint}} {{code}}")], description="Requests per minute."), 8),
         (timeseries("Request duration p99", [target(
             f'histogram_quantile(0.99, sum by (le, endpoint) (rate(genesys_api_request_duration_seconds_bucket[{RI}])))'
-            f' or {none_label("endpoint")}', "{{endpoint}}")], unit="s"), 8),
+            f' or on () {none_label("endpoint")}', "{{endpoint}}")], unit="s"), 8),
     ], 8)
     p.line([
         (timeseries("429 Too Many Requests", [target(
             f'sum(increase(genesys_api_throttled_total[{RI}])) or vector(0)', "429s")],
             description="Throttled requests (GenesysApiThrottled above 3 in 10m)."), 8),
         (timeseries("Payload errors by kind", [target(
-            f'sum by (kind) (increase(genesys_payload_errors_total[{RI}])) or {none_label("kind")}', "{{kind}}")],
+            f'sum by (kind) (increase(genesys_payload_errors_total[{RI}])) or on () {none_label("kind")}', "{{kind}}")],
             description="Frames or answers that could not be used, counted and skipped."), 8),
         (timeseries("Poll cycle and drift", [
             target("max(genesys_poll_cycle_seconds)", "poll cycle (s)"),

@@ -5,6 +5,9 @@
 //! Use from a test crate with `mod support;` (`support::dashboards`) or
 //! `#[path = "support/dashboards.rs"] mod dashboards;`.
 
+// Each test crate uses a different part of this module.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 
 /// What each template variable (and Grafana built-in) stands for when a query is run outside Grafana with every

@@ -116,7 +116,7 @@ def table(title, targets, description=""):
 def variables(with_media=True):
     def query_var(name, label, query, regex=""):
         return {"type": "query", "name": name, "label": label, "datasource": DS,
-                "definition": query, "query": {"query": query, "refId": f"{name}-var", "qryType": 1},
+                "definition": query, "query": query,
                 "refresh": 2, "multi": True, "includeAll": True, "allValue": ".*", "sort": 1, "regex": regex,
                 "current": {"selected": True, "text": ["All"], "value": ["$__all"]}, "options": [], "hide": 0}
     v = [{"type": "datasource", "name": "datasource", "label": "Data source", "query": "prometheus",

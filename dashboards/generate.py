@@ -196,7 +196,7 @@ def wallboard():
             "{{queue}}", instant=True)], unit="s",
             th=thresholds(("green", None), ("orange", 60), ("red", 120)), text_size=70,
             description="Longest waiting conversation. Green < 60 s, amber < 120 s, red above (the alert's "
-                        "default threshold)."), 4),
+                        "default threshold)."), 3),
         (stat("Available / on queue", [
             target(f'sum by (queue) ({sel("genesys_queue_on_queue_agents", extra=",routing_status=" + chr(34) + "idle" + chr(34))})'
                    f' or {FRESH_ZERO}', "Available", instant=True),
@@ -217,16 +217,26 @@ def wallboard():
               description="Conversations offered in the current 30-minute interval."), 3),
         (stat("Data", [
             target(f'max by (queue) ({sel("genesys_queue_stale")})', "Freshness", instant=True),
-            target(f'max by (queue) ({sel("genesys_queue_data_age_seconds")})', "Age", "B", instant=True)],
-            mappings=stale_map, th=thresholds(("green", None), (GREY, 1)), text_size=40,
-            description="FRESH, or STALE (grey) when no healthy source confirms the queue's data; Age = "
-                        "seconds since any source last confirmed it. A stale queue's values are withdrawn."), 4),
+            target(f'max by (queue) ({sel("genesys_queue_data_age_seconds")})', "Age", "B", instant=True),
+            target(f'sum by (queue) ({sel("genesys_queue_source", extra=",source=" + chr(34) + "poll" + chr(34))})'
+                   f' + 2 * sum by (queue) ({sel("genesys_queue_source", extra=",source=" + chr(34) + "none" + chr(34))})',
+                   "Source", "C", instant=True)],
+            mappings=stale_map, th=thresholds(("green", None), (GREY, 1)), text_size=36,
+            description="FRESH, or STALE (grey) when no healthy stream confirms the queue's data; Age = seconds "
+                        "since any source last confirmed it; Source = stream, poll (the REST fallback) or none. "
+                        "Values older than the exporter's max age are withdrawn."), 5),
     ], 5)
     # The Age field: seconds, no STALE mapping, grey once older than the alert's 180 s.
-    p.items[-1]["fieldConfig"]["overrides"] = [{
-        "matcher": {"id": "byFrameRefID", "options": "B"},
-        "properties": [{"id": "unit", "value": "s"}, {"id": "mappings", "value": []},
-                       {"id": "thresholds", "value": thresholds(("green", None), ("orange", 60), (GREY, 180))}]}]
+    source_map = [{"type": "value", "options": {"0": {"text": "stream", "color": "green", "index": 0},
+                                                "1": {"text": "poll", "color": "orange", "index": 1},
+                                                "2": {"text": "none", "color": GREY, "index": 2}}}]
+    p.items[-1]["fieldConfig"]["overrides"] = [
+        {"matcher": {"id": "byFrameRefID", "options": "B"},
+         "properties": [{"id": "unit", "value": "s"}, {"id": "mappings", "value": []},
+                        {"id": "thresholds", "value": thresholds(("green", None), ("orange", 60), (GREY, 180))}]},
+        {"matcher": {"id": "byFrameRefID", "options": "C"},
+         "properties": [{"id": "mappings", "value": source_map},
+                        {"id": "thresholds", "value": thresholds(("green", None), ("orange", 1), (GREY, 2))}]}]
     return dashboard("Genesys Cloud / Queue wallboard", "queue-wallboard", p, "5s",
                      "Live queue state for a TV: one row per queue. Grey = stale data.", ["wallboard"],
                      time_from="now-30m")

@@ -1062,19 +1062,27 @@ impl Config {
                 "use 1s or more (default 10s)",
             ));
         }
-        // Genesys sends a heartbeat every 30 s on an idle channel; a timeout at or below that reconnects healthy
-        // channels, and one just above it reconnects on ordinary network jitter.
-        if f.heartbeat_timeout <= Duration::from_secs(30) {
+        // A live channel proves itself within the shorter of Genesys's 30 s heartbeat and the exporter's app-level
+        // ping (sent after `ping_interval` of quiet, answered with a pong). A timeout at or below that reconnects
+        // healthy channels; one just above it reconnects on ordinary network jitter.
+        let proof = self.notifications.ping_interval.min(Duration::from_secs(30));
+        if f.heartbeat_timeout <= proof {
             p.push(Problem::error(
                 "freshness.heartbeat_timeout",
-                format!("{} is not longer than Genesys's 30s heartbeat period", fmt(f.heartbeat_timeout)),
-                "use more than 30s (default 45s)",
+                format!(
+                    "{} is not longer than the {} in which a live channel proves itself (Genesys heartbeats every \
+                     30s; notifications.ping_interval is {})",
+                    fmt(f.heartbeat_timeout),
+                    fmt(proof),
+                    fmt(self.notifications.ping_interval)
+                ),
+                "use more than that plus a few seconds of slack (default 45s), or lower notifications.ping_interval",
             ));
-        } else if f.heartbeat_timeout < Duration::from_secs(35) {
+        } else if f.heartbeat_timeout < proof + Duration::from_secs(5) {
             p.push(Problem::warning(
                 "freshness.heartbeat_timeout",
-                format!("{} leaves under 5s of slack over the 30s heartbeat", fmt(f.heartbeat_timeout)),
-                "use 35s or more (default 45s)",
+                format!("{} leaves under 5s of slack over the {} proof of life", fmt(f.heartbeat_timeout), fmt(proof)),
+                "add slack (default 45s), or lower notifications.ping_interval",
             ));
         }
         if f.max_age <= f.heartbeat_timeout {
@@ -1354,7 +1362,11 @@ mod tests {
         check("api:\n  budget_share: 2\n", "api.budget_share");
         check("api:\n  budget_share: 0\n", "api.budget_share");
         check("freshness:\n  poll_interval: 500ms\n", "freshness.poll_interval");
-        check("freshness:\n  heartbeat_timeout: 30s\n", "freshness.heartbeat_timeout");
+        check("freshness:\n  heartbeat_timeout: 20s\n", "freshness.heartbeat_timeout");
+        check(
+            "freshness:\n  heartbeat_timeout: 5s\nnotifications:\n  ping_interval: 5s\n",
+            "freshness.heartbeat_timeout",
+        );
         check("freshness:\n  max_age: 40s\n", "freshness.max_age");
         check("notifications:\n  topics_per_channel: 1001\n", "notifications.topics_per_channel");
         check("notifications:\n  topics_per_channel: 0\n", "notifications.topics_per_channel");
@@ -1377,10 +1389,17 @@ mod tests {
 
     #[test]
     fn heartbeat_slack_is_a_warning() {
-        let c = Config::from_yaml("freshness:\n  heartbeat_timeout: 32s\n").unwrap();
+        // The default 20s ping interval proves a live channel within 20s; 22s leaves 2s of slack.
+        let c = Config::from_yaml("freshness:\n  heartbeat_timeout: 22s\n").unwrap();
         let p = c.validate();
         assert_eq!(p.len(), 1);
         assert_eq!((p[0].field.as_str(), p[0].severity), ("freshness.heartbeat_timeout", Severity::Warning));
+        // A short ping interval allows a short timeout (tests, demos that must notice a stall in seconds).
+        let c = Config::from_yaml(
+            "freshness:\n  heartbeat_timeout: 8s\n  max_age: 60s\nnotifications:\n  ping_interval: 2s\n",
+        )
+        .unwrap();
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
     }
 
     #[test]

@@ -93,6 +93,7 @@ async fn dashboards_and_alerts_work_on_real_prometheus_and_alertmanager() {
     ) else {
         return;
     };
+    genesys_cloud_exporter::genesys::client::install_crypto_provider();
     let dir = TempDir::new("wallboard");
     let demo = Demo::start(&dir).await;
     let hook = Webhook::start().await;

@@ -96,6 +96,10 @@ pub enum Fault {
         #[serde(default = "one")]
         count: u64,
     },
+    /// Every customer waiting in a queue (any media type) hangs up now: a long wait clears.
+    AbandonWaiting {
+        queue_id: String,
+    },
     /// Arrival rate of every queue (model hours); 0 stops new arrivals.
     SetArrivals {
         per_hour: f64,
@@ -137,6 +141,7 @@ impl Fault {
             Fault::ForbidTopic { .. } => "forbid_topic",
             Fault::SilenceTopic { .. } => "silence_topic",
             Fault::Arrive { .. } => "arrive",
+            Fault::AbandonWaiting { .. } => "abandon_waiting",
             Fault::SetArrivals { .. } => "set_arrivals",
             Fault::Pause => "pause",
             Fault::Resume => "resume",

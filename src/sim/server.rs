@@ -572,6 +572,10 @@ impl Shared {
                     return not_found("queue", &queue_id);
                 }
             }
+            Fault::AbandonWaiting { queue_id } => {
+                let Some(n) = self.model().abandon_waiting(&queue_id) else { return not_found("queue", &queue_id) };
+                detail = json!({ "abandoned": n });
+            }
             Fault::SetArrivals { per_hour } => {
                 if !(per_hour.is_finite() && per_hour >= 0.0) {
                     return Err(format!("{kind}: per_hour must be >= 0"));

@@ -1358,6 +1358,17 @@ impl Model {
         true
     }
 
+    /// Every customer waiting in `queue_id` (all media types) abandons now. `None` when no such queue.
+    pub fn abandon_waiting(&mut self, queue_id: &str) -> Option<u64> {
+        let &qi = self.by_id.get(queue_id)?;
+        let waiting: Vec<u64> =
+            self.queues[qi as usize].media.iter().flat_map(|m| m.waiting.iter().map(|&(_, c)| c)).collect();
+        for &c in &waiting {
+            self.abandon(c);
+        }
+        Some(waiting.len() as u64)
+    }
+
     fn media_settings(&self, q: &QueueState) -> BTreeMap<String, models::MediaSetting> {
         PROFILES
             .iter()

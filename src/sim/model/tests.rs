@@ -984,3 +984,22 @@ fn user_qualifier_dropping_to_zero_is_sent_as_count_zero() {
     assert_eq!(metrics.len(), 6);
     assert!(metrics.contains(&json!({"metric": "oOffQueueUsers", "qualifier": brk_id, "stats": {"count": 0}})));
 }
+
+#[test]
+fn abandon_waiting_clears_a_queue_and_counts_the_abandons() {
+    let mut m = quiet(3, 4);
+    let q = m.truth().queues[0].id.clone();
+    assert!(m.arrive(&q, "voice", 30));
+    m.advance_to(T0 + 10_000);
+    let before = m.truth_of(&q).expect("queue");
+    let waiting = before.media["voice"].waiting;
+    assert!(waiting > 0, "more callers than agents: some wait");
+    let abandoned = before.media["voice"].interval.abandoned.count;
+    assert_eq!(m.abandon_waiting(&q), Some(waiting));
+    let after = m.truth_of(&q).expect("queue");
+    assert_eq!(after.media["voice"].waiting, 0);
+    assert_eq!(after.media["voice"].longest_waiting_start_ms, None);
+    assert_eq!(after.media["voice"].interval.abandoned.count, abandoned + waiting);
+    assert_eq!(m.abandon_waiting("no-such-queue"), None);
+    check_invariants(&m);
+}

@@ -112,7 +112,7 @@ async fn metrics_follow_the_truth_through_every_stream_fault() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_socket_and_an_expiring_token_do_not_lose_data() {
-    let mut cfg = quiet(20);
+    let mut cfg = quiet(200);
     cfg.token_lifetime = Duration::from_secs(6);
     let env = support::start(cfg, |_| {}).await;
     converge(&env, "after start").await;
@@ -144,7 +144,7 @@ async fn a_second_socket_and_an_expiring_token_do_not_lose_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_topic_is_polled_and_queue_changes_are_followed() {
-    let cfg = quiet(30);
+    let cfg = quiet(200);
     let sim = support::start_sim(cfg).await;
     let ids: Vec<String> = sim.truth().queues.iter().map(|q| q.id.clone()).collect();
     let forbidden = ids[5].clone();

@@ -163,7 +163,9 @@ def test_probes_resources_and_flags():
     mount = [m for m in c["volumeMounts"] if m["name"] == "config"][0]
     assert mount["mountPath"] == "/etc/genesys-cloud-exporter" and mount["readOnly"]
     (vol,) = [v for v in r.pod_spec()["volumes"] if v["name"] == "config"]
-    assert vol["configMap"]["name"] == r.one("ConfigMap")["metadata"]["name"]
+    # The config ConfigMap is the one without the Grafana sidecar's label (the others carry dashboards).
+    (config_map,) = [o for o in r.of_kind("ConfigMap") if "grafana_dashboard" not in o["metadata"].get("labels", {})]
+    assert vol["configMap"]["name"] == config_map["metadata"]["name"]
     assert r.one("Service")["spec"]["ports"][0] == {"name": "http", "port": 9888, "targetPort": "http", "protocol": "TCP"}
     assert r.one("PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
 

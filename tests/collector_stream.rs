@@ -3,22 +3,15 @@
 
 mod support;
 
-use genesys_cloud_exporter::sim::{Fault, SimConfig};
+use genesys_cloud_exporter::sim::SimConfig;
 use serde_json::json;
 use std::time::Duration;
+use support::fault;
 use support::{assert_converged, Env};
-
-fn fault(v: serde_json::Value) -> Fault {
-    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("fault {v}: {e}"))
-}
 
 /// A quiet org: no random arrivals, so the truth only moves when a test says so.
 fn quiet(queues: usize) -> SimConfig {
-    let mut cfg = SimConfig::default();
-    cfg.model.queues = queues;
-    cfg.model.arrivals_per_hour = 0.0;
-    cfg.heartbeat_interval = Duration::from_secs(1);
-    cfg
+    support::org(queues, 0.0)
 }
 
 fn queue_ids(env: &Env) -> Vec<String> {

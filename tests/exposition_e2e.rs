@@ -3,18 +3,15 @@
 
 mod support;
 
-use genesys_cloud_exporter::sim::{Fault, SimConfig};
+use genesys_cloud_exporter::sim::SimConfig;
 use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::fault;
 use support::prom;
 
 fn busy_org(queues: usize) -> SimConfig {
-    let mut cfg = SimConfig::default();
-    cfg.model.queues = queues;
-    cfg.model.arrivals_per_hour = 600.0;
-    cfg.heartbeat_interval = Duration::from_secs(1);
-    cfg
+    support::org(queues, 600.0)
 }
 
 async fn get(http: &reqwest::Client, url: &str, accept: &str) -> String {
@@ -91,7 +88,7 @@ async fn no_secret_or_token_in_trace_logs_or_metrics() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(metrics.contains("genesys_queue_agents"), "exporter never served queue metrics");
-    sim.inject(serde_json::from_value::<Fault>(serde_json::json!({"kind": "revoke_tokens"})).expect("fault"));
+    sim.inject(fault(serde_json::json!({"kind": "revoke_tokens"})));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let metrics_after = http.get(&url).send().await.expect("scrape").text().await.expect("body");
     let tokens = sim.issued_tokens();

@@ -4,22 +4,15 @@
 
 mod support;
 
-use genesys_cloud_exporter::sim::{Fault, SimConfig};
+use genesys_cloud_exporter::sim::SimConfig;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use support::fault;
 use support::prom::Sample;
 use support::Env;
 
-fn fault(v: Value) -> Fault {
-    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("fault {v}: {e}"))
-}
-
 fn quiet(queues: usize) -> SimConfig {
-    let mut cfg = SimConfig::default();
-    cfg.model.queues = queues;
-    cfg.model.arrivals_per_hour = 0.0;
-    cfg.heartbeat_interval = Duration::from_secs(1);
-    cfg
+    support::org(queues, 0.0)
 }
 
 fn v(s: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {

@@ -8,7 +8,7 @@ pub mod promstack;
 pub mod truth;
 
 use genesys_cloud_exporter::app::{Exporter, ExporterOptions};
-use genesys_cloud_exporter::sim::{SimConfig, SimHandle, Simulator};
+use genesys_cloud_exporter::sim::{Fault, SimConfig, SimHandle, Simulator};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,21 @@ pub struct Env {
     pub exporter: Exporter,
     pub http: reqwest::Client,
     pub opts: ExporterOptions,
+}
+
+/// A fault from its JSON form (`{"kind": "arrive", ...}`), as `POST /sim/faults` takes it.
+pub fn fault(v: serde_json::Value) -> Fault {
+    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("fault {v}: {e}"))
+}
+
+/// An org of `queues` with `arrivals_per_hour` random arrivals per queue (0: the truth only moves when a test says
+/// so) and a 1 s heartbeat.
+pub fn org(queues: usize, arrivals_per_hour: f64) -> SimConfig {
+    let mut cfg = SimConfig::default();
+    cfg.model.queues = queues;
+    cfg.model.arrivals_per_hour = arrivals_per_hour;
+    cfg.heartbeat_interval = Duration::from_secs(1);
+    cfg
 }
 
 /// Exporter options tuned for tests: short heartbeats, fast polling, no long waits.

@@ -96,6 +96,8 @@ pub enum Fault {
         #[serde(default = "one")]
         count: u64,
     },
+    /// Jump model time forward by `seconds` (paused or not); the model processes everything due meanwhile.
+    Advance { seconds: f64 },
     /// Every customer waiting in a queue (any media type) hangs up now: a long wait clears.
     AbandonWaiting {
         queue_id: String,
@@ -142,6 +144,7 @@ impl Fault {
             Fault::SilenceTopic { .. } => "silence_topic",
             Fault::Arrive { .. } => "arrive",
             Fault::AbandonWaiting { .. } => "abandon_waiting",
+            Fault::Advance { .. } => "advance",
             Fault::SetArrivals { .. } => "set_arrivals",
             Fault::Pause => "pause",
             Fault::Resume => "resume",

@@ -582,6 +582,15 @@ impl Shared {
                 }
                 self.model().set_arrivals_per_hour(per_hour);
             }
+            Fault::Advance { seconds } => {
+                if !(seconds.is_finite() && seconds >= 0.0) {
+                    return Err(format!("{kind}: seconds must be >= 0"));
+                }
+                self.clock.skip(Duration::from_secs_f64(seconds));
+                let now = self.clock.now_ms();
+                self.model().advance_to(now);
+                detail = json!({ "model_now_ms": now });
+            }
             Fault::Pause => self.clock.pause(),
             Fault::Resume => self.clock.resume(),
             Fault::Restart => {

@@ -153,7 +153,10 @@ pub struct GroupUpdate {
     /// `None` for the queue-level group (user metrics).
     pub media_type: Option<String>,
     pub observations: Vec<Observation>,
-    /// The aggregate interval `[start, end)` in epoch ms, when the group carries aggregates.
+    /// The aggregate interval `[start, end)` in epoch ms, when the group carries aggregates. On the queue-level
+    /// group (`media_type: None`) with no aggregates, it records a complete aggregates read of that interval: every
+    /// media type the read did not list had nothing yet (Genesys omits what nothing produced), so a later first
+    /// sight of that media type in the same interval counts from zero instead of becoming the baseline.
     pub interval: Option<(i64, i64)>,
     pub aggregates: Vec<Aggregate>,
 }

@@ -5,7 +5,7 @@
 use crate::genesys::decode::{decode_aggregates, decode_observation_query, Decoded};
 use crate::genesys::models::*;
 use crate::genesys::{ApiClient, Error, Priority};
-use crate::model::QueueUpdate;
+use crate::model::{GroupUpdate, QueueUpdate};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -106,6 +106,19 @@ impl Reader {
                 ..Default::default()
             };
             out.extend(decode_aggregates(self.api.aggregates_query(&q, priority).await?));
+            // After the batch's data: the read was complete, so a media type it did not list had nothing yet.
+            out.extend(batch.iter().map(|id| QueueUpdate {
+                queue_id: id.clone(),
+                source: crate::model::Source::Poll,
+                event_ms: Some(now),
+                complete: false,
+                groups: vec![GroupUpdate {
+                    media_type: None,
+                    observations: vec![],
+                    interval: Some((start, start + INTERVAL_MS)),
+                    aggregates: vec![],
+                }],
+            }));
         }
         Ok(out)
     }

@@ -97,7 +97,9 @@ pub enum Fault {
         count: u64,
     },
     /// Jump model time forward by `seconds` (paused or not); the model processes everything due meanwhile.
-    Advance { seconds: f64 },
+    Advance {
+        seconds: f64,
+    },
     /// Every customer waiting in a queue (any media type) hangs up now: a long wait clears.
     AbandonWaiting {
         queue_id: String,

@@ -48,6 +48,8 @@ pub(crate) struct QueueState {
     /// Wall-clock time of the first update applied: the exporter has watched the queue since then, so an
     /// interval starting later happened entirely under its eyes (no baseline needed for it).
     pub watched_since_ms: Option<i64>,
+    /// Start of an interval a complete aggregates read found empty for the media types it did not list.
+    pub zero_read_interval: Option<i64>,
     /// The source of the last applied update (the active source is `source`, set by the collector).
     pub last_source: Source,
     pub source: Source,
@@ -92,6 +94,7 @@ impl QueueState {
             totals_dirty: true,
             last_update_ms: None,
             watched_since_ms: None,
+            zero_read_interval: None,
             last_source: Source::None,
             source: Source::None,
             // Nothing has confirmed a new queue yet.
@@ -178,6 +181,9 @@ impl QueueState {
             }
             if let Some(interval) = group.interval {
                 if group.aggregates.is_empty() {
+                    if group_media.is_none() {
+                        self.zero_read_interval = Some(interval.0);
+                    }
                     continue;
                 }
                 let Some(m) = group_media else {
@@ -221,7 +227,8 @@ impl QueueState {
                 // First sight of this media type. An interval that started before the exporter watched the queue
                 // is the baseline (series appear at 0: no jump at restart); one that started later happened
                 // entirely while watching, so it counts from zero like a rollover.
-                let watched = self.watched_since_ms.is_some_and(|t| t <= interval.0);
+                let watched = self.watched_since_ms.is_some_and(|t| t <= interval.0)
+                    || self.zero_read_interval == Some(interval.0);
                 let totals = if watched {
                     let mut t = MediaTotals::baseline(buckets, interval.0, &[]);
                     t.apply(buckets, interval.0, &aggregates);

@@ -792,3 +792,50 @@ fn totals_text_is_kept_across_other_changes_and_follows_renames() {
     assert!(!text(&s, T0).contains(r#"queue="Sales""#));
     assert!(s.summary(T0).rendered_bytes > t.len() / 2);
 }
+
+#[test]
+fn a_complete_read_that_found_nothing_makes_the_first_sight_count_from_zero() {
+    let i1 = T0 - 600_000;
+    let marker = |s: &Store| {
+        s.apply_at(
+            update(
+                false,
+                vec![GroupUpdate {
+                    media_type: None,
+                    observations: vec![],
+                    interval: Some((i1, i1 + 1_800_000)),
+                    aggregates: vec![],
+                }],
+            ),
+            T0,
+        )
+    };
+    let t = timed(3.0, 30_000.0, 5_000.0, 15_000.0);
+    let none = timed(0.0, 0.0, 0.0, 0.0);
+    // Without the read, the first sight of an interval that began before the exporter is the baseline.
+    let s = store();
+    s.apply_at(kpi_update(i1, 3.0, t, none), T0);
+    assert_eq!(counter_value(&s, T0, "genesys_queue_offered_total").as_deref(), Some("0"));
+    // With a complete read of that interval that listed nothing for voice, voice had nothing then: all counts.
+    let s = store();
+    assert!(!marker(&s).changed, "the marker itself renders nothing");
+    s.apply_at(kpi_update(i1, 3.0, t, none), T0);
+    assert_eq!(counter_value(&s, T0, "genesys_queue_offered_total").as_deref(), Some("3"));
+    assert!(has(&s, T0, &format!("genesys_queue_answer_wait_seconds_count{{{V}}} 3")));
+    // A read of another interval says nothing about this one.
+    let s = store();
+    s.apply_at(
+        update(
+            false,
+            vec![GroupUpdate {
+                media_type: None,
+                observations: vec![],
+                interval: Some((i1 - 1_800_000, i1)),
+                aggregates: vec![],
+            }],
+        ),
+        T0,
+    );
+    s.apply_at(kpi_update(i1, 3.0, t, none), T0);
+    assert_eq!(counter_value(&s, T0, "genesys_queue_offered_total").as_deref(), Some("0"));
+}

@@ -1,5 +1,5 @@
 //! Fault injection: what `POST /sim/faults` accepts, what [`crate::sim::SimHandle::inject`] applies, and the steps
-//! of a scenario file. Every fault is observable by a plain client; `src/sim/README.md` shows JSON for each.
+//! of a scenario file. Every fault is observable by a plain client; `docs/simulator.md` shows JSON for each.
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! - [`fault`]: [`Fault`] (admin API `POST /sim/faults`, [`SimHandle::inject`]) and [`Scenario`] files.
 //! - [`clock`]: [`SimClock`], real time → model time (speed, pause).
 //!
-//! See `src/sim/README.md` for the command, flags, endpoints and JSON shapes.
+//! See `docs/simulator.md` for the command, flags, endpoints and JSON shapes.
 
 pub mod clock;
 pub mod fault;

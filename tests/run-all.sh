@@ -40,6 +40,7 @@ log "benchmarks, tiny size (keeps them compiling and working; figures come from 
 cargo test --quiet --bench scrape -- --quick
 cargo test --quiet --bench ingest -- --quick
 cargo test --quiet --bench sim_throughput -- --quick
+cargo test --quiet --bench freshness -- --quick
 # Doc tests are not run by nextest.
 cargo test --doc --quiet
 

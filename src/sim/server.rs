@@ -704,23 +704,22 @@ impl Shared {
 async fn model_task(sh: Arc<Shared>) {
     let mut tick = tokio::time::interval(sh.cfg.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_topics = Instant::now();
+    let started = Instant::now();
+    let gap_ms = sh.cfg.topic_period.as_millis().min(i64::MAX as u128) as i64;
     let mut buf = Vec::new();
     loop {
         tokio::select! {
             _ = sh.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let due = last_topics.elapsed() >= sh.cfg.topic_period;
+        // Every tick, each queue whose last message is at least a topic period old sends its earliest change.
+        let clock_ms = started.elapsed().as_millis().min(i64::MAX as u128) as i64;
         {
             let mut m = sh.model();
             m.advance_to(sh.clock.now_ms());
-            if due {
-                m.take_messages(&mut buf);
-            }
+            m.take_messages_spaced(clock_ms, gap_ms, &mut buf);
         }
-        if due {
-            last_topics = Instant::now();
+        if !buf.is_empty() {
             sh.route(&mut buf);
         }
         sh.housekeeping();

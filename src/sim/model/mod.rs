@@ -607,6 +607,8 @@ struct QueueState {
     /// Parallel to `Model::media`.
     media: Vec<MediaState>,
     in_dirty: bool,
+    /// Caller's clock (real ms) of this queue's last topic message, for the per-queue rate.
+    last_sent_ms: i64,
     arrival_gen: u32,
     rate_factor: f64,
     topic: String,
@@ -941,6 +943,7 @@ impl Model {
             user_changed: None,
             media,
             in_dirty: false,
+            last_sent_ms: i64::MIN / 2,
             arrival_gen: 0,
             rate_factor,
             topic,
@@ -1448,6 +1451,14 @@ impl Model {
     /// Topic messages due now: at most one per queue per call (the server calls this once per topic period, i.e.
     /// once a second at Genesys's rate), and only for queues whose state changed since their last message.
     pub fn take_messages(&mut self, out: &mut Vec<TopicMessage>) {
+        self.take_messages_spaced(0, 0, out);
+    }
+
+    /// [`Model::take_messages`] with Genesys's per-queue rate applied here: a queue whose last message was less
+    /// than `min_gap_ms` ago on the caller's clock (`clock_ms`, real time: the rate is real) waits. Called every
+    /// tick, this sends a change as soon as its queue may send, as Genesys publishes "when there is a change but
+    /// at most once per second", instead of holding every change for a fixed one-second beat.
+    pub fn take_messages_spaced(&mut self, clock_ms: i64, min_gap_ms: i64, out: &mut Vec<TopicMessage>) {
         let now = self.now_ms;
         let mut at = String::with_capacity(24);
         wire::push_time(&mut at, now);
@@ -1461,6 +1472,10 @@ impl Model {
                 q.in_dirty = false;
                 continue;
             }
+            if clock_ms.saturating_sub(q.last_sent_ms) < min_gap_ms {
+                keep.push(qi);
+                continue;
+            }
             while let Some(g) = earliest_group(q) {
                 match g {
                     Group::User => q.user_changed = None,
@@ -1471,6 +1486,7 @@ impl Model {
                 let corr = new_uuid(msg_rng).hyphenated().encode_lower(&mut corr);
                 if let Some(json) = render_group(q, g, &ctx, corr) {
                     out.push(TopicMessage { queue_id: q.id.clone(), topic: q.topic.clone(), json });
+                    q.last_sent_ms = clock_ms;
                     break;
                 }
             }

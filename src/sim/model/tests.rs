@@ -1003,3 +1003,22 @@ fn abandon_waiting_clears_a_queue_and_counts_the_abandons() {
     assert_eq!(m.abandon_waiting("no-such-queue"), None);
     check_invariants(&m);
 }
+
+#[test]
+fn spaced_messages_wait_for_the_queue_gap_and_then_go_at_once() {
+    let mut m = quiet(2, 3);
+    let q = m.truth().queues[0].id.clone();
+    let mut out = Vec::new();
+    m.take_messages_spaced(0, 1000, &mut out);
+    out.clear();
+    assert!(m.arrive(&q, "voice", 1));
+    m.take_messages_spaced(10, 1000, &mut out);
+    assert_eq!(out.len(), 1, "a change goes out at once when the queue has not sent for a while");
+    assert!(m.arrive(&q, "chat", 1));
+    out.clear();
+    m.take_messages_spaced(500, 1000, &mut out);
+    assert!(out.is_empty(), "within the gap: held");
+    m.take_messages_spaced(1010, 1000, &mut out);
+    assert_eq!(out.len(), 1, "one gap after the last message: sent");
+    assert!(out[0].queue_id == q);
+}

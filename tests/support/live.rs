@@ -112,6 +112,8 @@ pub struct SseClient {
     pub stream: TcpStream,
     buf: Vec<u8>,
     pub status: u16,
+    /// Parse `data` as JSON (off: only id and event name, for cheap readers).
+    pub parse: bool,
 }
 
 impl SseClient {
@@ -127,7 +129,7 @@ impl SseClient {
         }
         req.push_str("\r\n");
         s.write_all(req.as_bytes()).await.unwrap();
-        SseClient { stream: s, buf: Vec::new(), status: 0 }
+        SseClient { stream: s, buf: Vec::new(), status: 0, parse: true }
     }
 
     /// Read the response head (call before `next`).
@@ -166,7 +168,11 @@ impl SseClient {
                 if data.is_empty() {
                     continue;
                 }
-                ev.data = serde_json::from_str(&data).unwrap();
+                ev.data = if self.parse || ev.event == "error" {
+                    serde_json::from_str(&data).unwrap()
+                } else {
+                    serde_json::Value::Null
+                };
                 return Some(ev);
             }
             let mut chunk = [0u8; 65536];

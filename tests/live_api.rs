@@ -17,7 +17,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 fn store3() -> Store {
     let store = Store::default();
-    store.set_queues(vec![meta("q1", "Sales EU", "Main"), meta("q2", "Sales US", "Main"), meta("q3", "Support", "Care")]);
+    store.set_queues(vec![
+        meta("q1", "Sales EU", "Main"),
+        meta("q2", "Sales US", "Main"),
+        meta("q3", "Support", "Care"),
+    ]);
     store.apply(update("q1", 3.0, Some(1_700_000_000_000), 2.0));
     store.set_stale("q1", false);
     store
@@ -149,7 +153,8 @@ fn fold(state: &mut BTreeMap<String, Value>, msg: &Value) -> u64 {
 
 async fn deltas_rebuild_the_snapshot(ops: Vec<Op>) {
     let store = Store::default();
-    let mut dir: BTreeMap<usize, (String, String)> = (0..3).map(|q| (q, (format!("Queue {q}"), "D".to_owned()))).collect();
+    let mut dir: BTreeMap<usize, (String, String)> =
+        (0..3).map(|q| (q, (format!("Queue {q}"), "D".to_owned()))).collect();
     let set = |dir: &BTreeMap<usize, (String, String)>| {
         store.set_queues(dir.iter().map(|(q, (n, d))| meta(&id(*q), n, d)).collect());
     };
@@ -427,7 +432,7 @@ async fn five_hundred_clients_and_a_slow_one_never_slow_the_store() {
     println!("{complete} fast clients got all {APPLIES}+{extra} deltas");
     assert!(p50_1 < 3.0 * p50_0 + 20.0, "apply must not grow materially with clients: {p50_0:.1} → {p50_1:.1} µs");
     if slow_dropped {
-    // The slow one: dropped with a reason, which it reads once it finally reads.
+        // The slow one: dropped with a reason, which it reads once it finally reads.
         let mut reason = None;
         while let Some(e) = tokio::time::timeout(Duration::from_secs(30), slow.next()).await.unwrap() {
             if e.event == "error" {
@@ -436,7 +441,6 @@ async fn five_hundred_clients_and_a_slow_one_never_slow_the_store() {
         }
         let reason = reason.expect("the slow client was told why it was dropped");
         assert!(reason.contains("too slow"), "{reason}");
-
     }
 }
 

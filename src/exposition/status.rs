@@ -120,7 +120,7 @@ pub fn page(app: &AppState, query: &Query) -> Response<AnyBody> {
     let now = now_ms();
     let snap = snapshot_json(version, None, &docs, &[], true, &query.filter, now, live.max_age_ms());
     // `</` cannot end the script element early once escaped.
-    let json = snap.to_string().replace("</", "<\\/");
+    let json = snap.to_string().replace('<', "\\u003c");
     let body = PAGE.replacen("<!--TABLE-->", &table(&snap, now), 1).replacen("{/*SNAPSHOT*/}", &json, 1);
     let mut r = response(StatusCode::OK, "text/html; charset=utf-8", body);
     r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));

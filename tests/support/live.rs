@@ -45,7 +45,11 @@ pub fn update(id: &str, waiting: f64, since_ms: Option<i64>, idle: f64) -> Queue
                 media_type: Some("voice".into()),
                 observations: vec![
                     Observation { metric: ObsMetric::Waiting, qualifier: None, value: Some(waiting) },
-                    Observation { metric: ObsMetric::LongestWaiting, qualifier: None, value: since_ms.map(|s| s as f64) },
+                    Observation {
+                        metric: ObsMetric::LongestWaiting,
+                        qualifier: None,
+                        value: since_ms.map(|s| s as f64),
+                    },
                 ],
                 interval: None,
                 aggregates: vec![],

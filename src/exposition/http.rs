@@ -5,6 +5,7 @@
 //! run on the blocking pool: a 300k-series scrape is tens of milliseconds of CPU that must not stall the
 //! collector's tasks on the same runtime.
 
+use super::api::AnyBody;
 use super::negotiate::{content_type, format_for, wants_gzip};
 use super::webconfig::WebConfig;
 use super::{encode_into, ExpositionError};
@@ -13,7 +14,7 @@ use crate::state::Store;
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -38,7 +39,8 @@ const POOLED_BUFFERS: usize = 2;
 /// unbounded concurrency would turn a burst of scrapers into an out-of-memory kill.
 const MAX_CONCURRENT_RENDERS: usize = 4;
 /// Connections served at once; past this, new ones wait in the kernel's backlog instead of costing memory here.
-const MAX_CONNECTIONS: usize = 512;
+/// Stream clients hold theirs for long, so their cap comes on top: a full house of them leaves 512 for scrapes.
+const MAX_CONNECTIONS: usize = 512 + super::stream::MAX_STREAM_CLIENTS;
 /// A TLS client that has not finished its handshake by then is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request head size limit (hyper's read buffer): a scrape request is a few hundred bytes.
@@ -63,6 +65,8 @@ pub struct AppState {
     pub web: WebConfig,
     render_slots: Arc<tokio::sync::Semaphore>,
     buffers: Arc<BufferPool>,
+    /// `/api/v1/stream` clients.
+    pub(crate) streams: Arc<super::stream::Hub>,
 }
 
 /// Warm output buffers (see [`POOLED_BUFFERS`]).
@@ -132,6 +136,7 @@ impl AppState {
             web: WebConfig::default(),
             render_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_RENDERS)),
             buffers: Arc::new(BufferPool::default()),
+            streams: Arc::new(super::stream::Hub::new(super::stream::MAX_STREAM_CLIENTS, super::stream::CLIENT_BUFFER)),
         }
     }
 
@@ -207,14 +212,16 @@ async fn serve_connection<I>(io: I, app: Arc<AppState>, shutdown: CancellationTo
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req| handle(req, app.clone()));
+    let token = shutdown.clone();
+    let svc = service_fn(move |req| handle(req, app.clone(), token.clone()));
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_HEAD_BYTES);
-    let conn = builder.serve_connection(io, svc);
+    // Upgrades: WebSocket clients of /api/v1/stream.
+    let conn = builder.serve_connection(io, svc).with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => {
@@ -242,15 +249,19 @@ fn header(req: &Request<Incoming>, name: http::header::HeaderName) -> Option<&st
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn handle(req: Request<Incoming>, app: Arc<AppState>) -> Result<Response<Body>, Infallible> {
-    let mut response = route(req, &app).await;
+async fn handle(
+    req: Request<Incoming>,
+    app: Arc<AppState>,
+    shutdown: CancellationToken,
+) -> Result<Response<AnyBody>, Infallible> {
+    let mut response = route(req, &app, shutdown).await;
     for (k, v) in &app.web.headers {
         response.headers_mut().insert(k.clone(), v.clone());
     }
     Ok(response)
 }
 
-async fn route(req: Request<Incoming>, app: &Arc<AppState>) -> Response<Body> {
+async fn route(req: Request<Incoming>, app: &Arc<AppState>, shutdown: CancellationToken) -> Response<AnyBody> {
     if let Some(auth) = &app.web.auth {
         let authorization = header(&req, http::header::AUTHORIZATION).map(str::to_owned);
         let auth = auth.clone();
@@ -260,9 +271,17 @@ async fn route(req: Request<Incoming>, app: &Arc<AppState>) -> Response<Body> {
             let mut r = text_response(StatusCode::UNAUTHORIZED, "unauthorized\n");
             r.headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"genesys-cloud-exporter\""));
-            return r;
+            return r.map(BodyExt::boxed_unsync);
         }
     }
+    if super::api::handles(req.uri().path()) {
+        return super::api::serve(req, app.clone(), shutdown).await;
+    }
+    route_whole(req, app).await.map(BodyExt::boxed_unsync)
+}
+
+/// The routes with whole bodies.
+async fn route_whole(req: Request<Incoming>, app: &Arc<AppState>) -> Response<Body> {
     let path = req.uri().path();
     let known = path == app.telemetry_path || path == "/" || path == "/healthz" || path == "/readyz";
     if !known {
@@ -374,7 +393,13 @@ fn landing(app: &AppState) -> Response<Body> {
     h.push_str("</head><body>\n<h1>Genesys Cloud Exporter</h1>\n<p>genesys-cloud-exporter version ");
     html_escape(&mut h, app.version);
     h.push_str("</p>\n<ul>\n");
-    for (href, what) in [(app.telemetry_path.as_str(), "Metrics"), ("/healthz", "Health"), ("/readyz", "Readiness")] {
+    for (href, what) in [
+        (app.telemetry_path.as_str(), "Metrics"),
+        ("/status", "Live status"),
+        ("/api/v1/snapshot", "Snapshot (JSON)"),
+        ("/healthz", "Health"),
+        ("/readyz", "Readiness"),
+    ] {
         h.push_str("<li><a href=\"");
         html_escape(&mut h, href);
         h.push_str("\">");

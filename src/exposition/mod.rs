@@ -4,9 +4,12 @@
 //! bytes, never through the `prometheus` crate's encoder, which takes ~1.5 s for 300k series), then the exporter's
 //! own registry (self-metrics and `process_*`). [`http::serve`] is the HTTP server around it.
 
+pub mod api;
 pub mod http;
 pub mod negotiate;
 pub mod openmetrics;
+pub mod status;
+pub mod stream;
 pub mod webconfig;
 
 pub use crate::state::Format;

@@ -13,6 +13,7 @@ pub mod aggregates;
 pub mod families;
 mod queue;
 pub mod render;
+pub mod snapshot;
 pub mod text;
 
 use crate::model::{ChannelClock, QueueMeta, QueueUpdate, Source};
@@ -136,6 +137,8 @@ struct Inner {
     version: AtomicU64,
     writer: Mutex<Writer>,
     published: RwLock<BTreeMap<SortKey, Arc<QueueEntry>>>,
+    /// JSON documents and the change log for the live API ([`snapshot`]).
+    live: snapshot::Live,
 }
 
 struct Writer {
@@ -178,6 +181,7 @@ impl Store {
                 version: AtomicU64::new(0),
                 writer: Mutex::new(Writer { queues: HashMap::new(), presence: HashMap::new(), scratch: Vec::new() }),
                 published: RwLock::new(BTreeMap::new()),
+                live: snapshot::Live::new(max_age_ms),
             }),
         }
     }
@@ -221,6 +225,7 @@ impl Store {
         }
         q.version = version;
         let entry = Arc::new(entry_of(q));
+        self.inner.live.publish(version, q, presence, &entry);
         self.write().insert(q.key.clone(), entry);
     }
 
@@ -263,7 +268,8 @@ impl Store {
         for id in gone {
             if let Some(q) = w.queues.remove(&id) {
                 self.write().remove(&q.key);
-                self.bump();
+                let version = self.bump();
+                self.inner.live.remove(version, &id);
                 change.removed.push(id);
             }
         }

@@ -1,0 +1,511 @@
+//! `GET /api/v1/stream`: the store's changes pushed as Server-Sent Events or WebSocket text messages.
+//!
+//! Both carry the same JSON messages: a `snapshot`, then one `delta` per store version (RFC 7386 merge patches of
+//! the changed queues, ids of removed ones), `keepalive`s, and a final `error` with the reason when the server
+//! drops the client. Event ids are store versions; `Last-Event-ID` resumes from the change log, or gets a fresh
+//! snapshot when the log no longer reaches back.
+//!
+//! Fan-out: the store's writer only appends to its change log and wakes one task, the [`Hub`]. The hub builds
+//! each change's message once and `try_send`s it into every client's bounded queue. A client whose queue is full
+//! is dropped with a reason; nobody ever waits for a client, so a slow one cannot slow the collector or the
+//! others.
+
+use super::api::{error, snapshot_json, AnyBody, Filter, Query};
+use super::http::AppState;
+use crate::model::now_ms;
+use crate::state::snapshot::{merge_patch, Change, QueueDoc};
+use crate::state::Store;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER, UPGRADE};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use serde_json::{Map, Value};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+/// Stream clients served at once; more get 503.
+pub const MAX_STREAM_CLIENTS: usize = 1000;
+/// Messages queued per client before it counts as too slow and is dropped.
+pub const CLIENT_BUFFER: usize = 256;
+/// A keep-alive goes out when nothing else did for this long.
+pub const KEEPALIVE: Duration = Duration::from_secs(15);
+/// How long a dropped WebSocket client gets to take its close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One message, serialised once and shared by every client it goes to.
+#[derive(Debug)]
+pub struct Event {
+    /// The store version (SSE `id:`); `None` for keep-alives and errors.
+    pub id: Option<u64>,
+    /// `snapshot`, `delta`, `keepalive` or `error` (SSE `event:`, and the JSON's `type`).
+    pub kind: &'static str,
+    pub data: Bytes,
+}
+
+fn event(id: Option<u64>, kind: &'static str, mut body: Map<String, Value>) -> Arc<Event> {
+    let mut m = Map::new();
+    m.insert("type".into(), Value::from(kind));
+    m.append(&mut body);
+    Arc::new(Event { id, kind, data: Bytes::from(Value::Object(m).to_string()) })
+}
+
+fn keepalive(store: &Store) -> Arc<Event> {
+    let v = store.live().version();
+    let mut m = Map::new();
+    m.insert("version".into(), Value::from(v));
+    m.insert("time_ms".into(), Value::from(now_ms()));
+    event(None, "keepalive", m)
+}
+
+fn error_event(reason: &str) -> Arc<Event> {
+    let mut m = Map::new();
+    m.insert("reason".into(), Value::from(reason));
+    event(None, "error", m)
+}
+
+fn snapshot_event(version: u64, docs: &[Arc<QueueDoc>], filter: &Filter, max_age_ms: i64) -> Arc<Event> {
+    let Value::Object(m) = snapshot_json(version, None, docs, &[], true, filter, now_ms(), max_age_ms) else {
+        unreachable!("snapshot_json returns an object")
+    };
+    event(Some(version), "snapshot", m)
+}
+
+/// The three shapes one change can take for a client, built at most once each.
+#[derive(Default)]
+struct Forms {
+    patch: Option<Arc<Event>>,
+    added: Option<Arc<Event>>,
+    removed: Option<Arc<Event>>,
+}
+
+fn delta(version: u64, id: &str, patch: Option<Value>) -> Arc<Event> {
+    let mut queues = Map::new();
+    let mut removed = Vec::new();
+    match patch {
+        Some(p) => {
+            queues.insert(id.to_owned(), p);
+        }
+        None => removed.push(Value::from(id)),
+    }
+    let mut m = Map::new();
+    m.insert("version".into(), Value::from(version));
+    m.insert("queues".into(), Value::Object(queues));
+    m.insert("removed".into(), Value::Array(removed));
+    event(Some(version), "delta", m)
+}
+
+impl Forms {
+    /// The message `change` is for a client with `filter`; `None` when it does not concern the client.
+    fn for_client(&mut self, c: &Change, filter: &Filter) -> Option<Arc<Event>> {
+        let new = c.new.as_ref().filter(|d| filter.matches(d));
+        let old = c.old.as_ref().filter(|d| filter.matches(d));
+        match (new, old) {
+            (Some(n), Some(o)) => Some(
+                self.patch
+                    .get_or_insert_with(|| {
+                        delta(c.version, &c.id, Some(merge_patch(&o.doc, &n.doc).unwrap_or(Value::Object(Map::new()))))
+                    })
+                    .clone(),
+            ),
+            (Some(n), None) => {
+                Some(self.added.get_or_insert_with(|| delta(c.version, &c.id, Some(n.doc.clone()))).clone())
+            }
+            (None, Some(_)) => Some(self.removed.get_or_insert_with(|| delta(c.version, &c.id, None)).clone()),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Why a client was dropped, set once by the hub.
+#[derive(Debug, Default)]
+struct Dropped {
+    reason: OnceLock<String>,
+    notify: Notify,
+}
+
+impl Dropped {
+    fn drop_with(&self, reason: String) {
+        let _ = self.reason.set(reason);
+        self.notify.notify_waiters();
+    }
+
+    fn reason(&self) -> Option<&str> {
+        self.reason.get().map(String::as_str)
+    }
+
+    /// Resolves once a reason is set.
+    async fn wait(&self) {
+        loop {
+            let n = self.notify.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if self.reason.get().is_some() {
+                return;
+            }
+            n.await;
+        }
+    }
+}
+
+struct Client {
+    /// Changes up to this version are in what the client got first.
+    from: u64,
+    filter: Filter,
+    tx: mpsc::Sender<Arc<Event>>,
+    dropped: Arc<Dropped>,
+}
+
+/// The fan-out of store changes to stream clients (one per server).
+pub struct Hub {
+    clients: Mutex<Vec<Client>>,
+    active: AtomicUsize,
+    max_clients: usize,
+    buffer: usize,
+    started: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("active", &self.active()).field("max_clients", &self.max_clients).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a new client gets before the live changes.
+enum Initial {
+    Snapshot(u64, Vec<Arc<QueueDoc>>),
+    Replay(Vec<Change>),
+}
+
+/// A registered client's end.
+pub struct Subscription {
+    rx: mpsc::Receiver<Arc<Event>>,
+    initial: Option<Initial>,
+    filter: Filter,
+    dropped: Arc<Dropped>,
+    _active: Active,
+}
+
+struct Active(Arc<Hub>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Subscription {
+    /// The first messages: a snapshot, or the deltas since `Last-Event-ID`.
+    fn initial_events(&mut self, max_age_ms: i64) -> Vec<Arc<Event>> {
+        match self.initial.take() {
+            Some(Initial::Snapshot(v, docs)) => vec![snapshot_event(v, &docs, &self.filter, max_age_ms)],
+            Some(Initial::Replay(changes)) => {
+                changes.iter().filter_map(|c| Forms::default().for_client(c, &self.filter)).collect()
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+impl Hub {
+    pub fn new(max_clients: usize, buffer: usize) -> Self {
+        Hub {
+            clients: Mutex::new(Vec::new()),
+            active: AtomicUsize::new(0),
+            max_clients,
+            buffer: buffer.max(1),
+            started: false.into(),
+        }
+    }
+
+    /// Clients connected now.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Register a client; `None` when [`Hub::new`]'s `max_clients` are already connected.
+    fn subscribe(self: &Arc<Self>, store: &Store, filter: Filter, last_id: Option<u64>) -> Option<Subscription> {
+        let mut clients = lock(&self.clients);
+        if self.active() >= self.max_clients {
+            return None;
+        }
+        let live = store.live();
+        if !self.started.swap(true, Ordering::AcqRel) {
+            // Started under the clients lock with the version as of now: every client registered from here on
+            // starts at or after it, so the hub's cursor never skips a change a client needs.
+            tokio::spawn(run(Arc::downgrade(self), store.clone(), live.version()));
+        }
+        let resume = last_id.and_then(|l| live.changes_since(l).filter(|(v, _)| l <= *v));
+        let (from, initial) = match resume {
+            Some((v, changes)) => (v, Initial::Replay(changes)),
+            None => {
+                let (v, docs) = live.docs();
+                (v, Initial::Snapshot(v, docs))
+            }
+        };
+        let (tx, rx) = mpsc::channel(self.buffer);
+        let dropped = Arc::new(Dropped::default());
+        clients.push(Client { from, filter: filter.clone(), tx, dropped: dropped.clone() });
+        self.active.fetch_add(1, Ordering::AcqRel);
+        Some(Subscription { rx, initial: Some(initial), filter, dropped, _active: Active(self.clone()) })
+    }
+
+    fn dispatch(&self, changes: &[Change]) {
+        let mut clients = lock(&self.clients);
+        clients.retain(|c| !c.tx.is_closed());
+        for change in changes {
+            let mut forms = Forms::default();
+            let buffer = self.buffer;
+            clients.retain(|c| {
+                if change.version <= c.from {
+                    return true;
+                }
+                let Some(ev) = forms.for_client(change, &c.filter) else { return true };
+                match c.tx.try_send(ev) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        c.dropped.drop_with(format!(
+                            "client too slow: {buffer} messages queued unread; reconnect (with Last-Event-ID) to resume"
+                        ));
+                        false
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                }
+            });
+        }
+    }
+
+    fn drop_all(&self, reason: &str) {
+        for c in lock(&self.clients).drain(..) {
+            c.dropped.drop_with(reason.to_owned());
+        }
+    }
+}
+
+/// The hub's task: wait for the store, fan out what changed.
+async fn run(hub: Weak<Hub>, store: Store, mut cursor: u64) {
+    let live = store.live();
+    loop {
+        live.notified().await;
+        let Some(hub) = hub.upgrade() else { return };
+        match live.changes_since(cursor) {
+            Some((v, changes)) => {
+                hub.dispatch(&changes);
+                cursor = v;
+            }
+            None => {
+                // More changes than the log holds arrived since the last wake-up: the clients cannot be brought
+                // up to date with deltas.
+                hub.drop_all("the server fell behind the store's change log; reconnect for a fresh snapshot");
+                cursor = live.version();
+            }
+        }
+    }
+}
+
+fn sse_frame(ev: &Event) -> Bytes {
+    let mut b = Vec::with_capacity(ev.data.len() + 48);
+    if let Some(id) = ev.id {
+        b.extend_from_slice(format!("id: {id}\n").as_bytes());
+    }
+    b.extend_from_slice(b"event: ");
+    b.extend_from_slice(ev.kind.as_bytes());
+    b.extend_from_slice(b"\ndata: ");
+    b.extend_from_slice(&ev.data);
+    b.extend_from_slice(b"\n\n");
+    Bytes::from(b)
+}
+
+/// Serve `/api/v1/stream`: WebSocket when the request asks to upgrade, Server-Sent Events otherwise.
+pub async fn serve(
+    mut req: Request<Incoming>,
+    app: Arc<AppState>,
+    query: Query,
+    shutdown: CancellationToken,
+) -> Response<AnyBody> {
+    if let Some(bad) = &query.bad {
+        return error(StatusCode::BAD_REQUEST, bad);
+    }
+    let h = req.headers();
+    let websocket = h
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")));
+    let ws_key = h.get("sec-websocket-key").map(|k| k.as_bytes().to_vec());
+    let last_id =
+        h.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).or(query.since);
+    if websocket && ws_key.is_none() {
+        return error(StatusCode::BAD_REQUEST, "WebSocket upgrade without Sec-WebSocket-Key");
+    }
+    let Some(mut sub) = app.streams.subscribe(&app.store, query.filter.clone(), last_id) else {
+        let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "too many stream clients");
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("10"));
+        return r;
+    };
+    let store = app.store.clone();
+    if let Some(key) = ws_key {
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            match upgrade.await {
+                Ok(io) => {
+                    let ws =
+                        tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, None).await;
+                    run_ws(ws, sub, store, shutdown).await;
+                }
+                Err(e) => tracing::debug!(err = %e, "WebSocket upgrade failed"),
+            }
+        });
+        let mut r = Response::new(super::api::full(Bytes::new()));
+        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = r.headers_mut();
+        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(v) = HeaderValue::from_str(&accept) {
+            h.insert("sec-websocket-accept", v);
+        }
+        return r;
+    }
+    let initial: VecDeque<Arc<Event>> = sub.initial_events(store.live().max_age_ms()).into();
+    let state = SseState { initial, sub, store, shutdown, tick: keepalive_timer(), done: false };
+    let body = StreamBody::new(futures_util::stream::unfold(state, sse_next));
+    let mut r = Response::new(BodyExt::boxed_unsync(body));
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}
+
+fn keepalive_timer() -> tokio::time::Interval {
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
+struct SseState {
+    initial: VecDeque<Arc<Event>>,
+    sub: Subscription,
+    store: Store,
+    shutdown: CancellationToken,
+    tick: tokio::time::Interval,
+    done: bool,
+}
+
+type SseItem = Result<Frame<Bytes>, Infallible>;
+
+async fn sse_next(mut st: SseState) -> Option<(SseItem, SseState)> {
+    if st.done {
+        return None;
+    }
+    let frame = |e: &Event| Ok(Frame::data(sse_frame(e)));
+    if let Some(e) = st.initial.pop_front() {
+        return Some((frame(&e), st));
+    }
+    let ev = tokio::select! {
+        biased;
+        _ = st.shutdown.cancelled() => {
+            st.done = true;
+            error_event("server shutting down")
+        }
+        m = st.sub.rx.recv() => match (m, st.sub.dropped.reason()) {
+            (Some(e), None) => {
+                st.tick.reset();
+                e
+            }
+            (_, reason) => {
+                // Dropped: what is still queued would leave the client inconsistent anyway.
+                st.done = true;
+                error_event(reason.unwrap_or("stream closed"))
+            }
+        },
+        _ = st.tick.tick() => keepalive(&st.store),
+    };
+    Some((frame(&ev), st))
+}
+
+fn text(e: &Event) -> Message {
+    Message::text(String::from_utf8_lossy(&e.data).into_owned())
+}
+
+async fn run_ws<S>(
+    ws: tokio_tungstenite::WebSocketStream<S>,
+    mut sub: Subscription,
+    store: Store,
+    shutdown: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (mut sink, mut incoming) = ws.split();
+    let dropped = sub.dropped.clone();
+    let mut tick = keepalive_timer();
+    let mut queue: VecDeque<Arc<Event>> = sub.initial_events(store.live().max_age_ms()).into();
+    let (code, reason) = 'outer: loop {
+        while let Some(e) = queue.pop_front() {
+            tokio::select! {
+                r = sink.send(text(&e)) => if r.is_err() { return },
+                _ = dropped.wait() => break 'outer (CloseCode::Policy, dropped.reason().unwrap_or_default().to_owned()),
+                _ = shutdown.cancelled() => break 'outer (CloseCode::Away, "server shutting down".to_owned()),
+            }
+        }
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break (CloseCode::Away, "server shutting down".to_owned()),
+            m = sub.rx.recv() => match (m, dropped.reason()) {
+                (Some(e), None) => {
+                    tick.reset();
+                    queue.push_back(e);
+                }
+                (_, r) => break (CloseCode::Policy, r.unwrap_or("stream closed").to_owned()),
+            },
+            _ = tick.tick() => queue.push_back(keepalive(&store)),
+            m = incoming.next() => match m {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    };
+    // A close reason is at most 123 bytes.
+    let mut reason = reason;
+    while reason.len() > 123 {
+        reason.pop();
+    }
+    let close = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        let _ = sink.send(close).await;
+        // Wait for the client's close (or its end) so the frame is not lost to a reset.
+        while let Some(Ok(m)) = incoming.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+impl AppState {
+    /// Stream limits: concurrent clients (503 beyond) and messages queued per client before it is dropped.
+    pub fn with_stream_limits(mut self, max_clients: usize, buffer: usize) -> Self {
+        self.streams = Arc::new(Hub::new(max_clients, buffer));
+        self
+    }
+
+    /// Stream clients connected now.
+    pub fn stream_clients(&self) -> usize {
+        self.streams.active()
+    }
+}

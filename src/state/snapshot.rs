@@ -1,0 +1,378 @@
+//! The live view of the store for `/api/v1/snapshot`, `/api/v1/stream` and `/status`.
+//!
+//! Every publish of a queue also builds its JSON document (once, on the writer, like the rendered text) and
+//! appends a [`Change`] to a bounded log; a removal appends a tombstone. Readers clone `Arc`s under a short read
+//! lock and serialise after releasing it. The writer's cost does not depend on the number of readers: it pushes
+//! to the log and wakes one task ([`Live::notified`]), the stream hub, which fans changes out to clients.
+//!
+//! A document never contains `null` (absent means none), so the difference of two documents is an RFC 7386 JSON
+//! merge patch ([`merge_patch`]) and applying it ([`apply_merge_patch`]) gives the newer document back.
+
+use super::queue::{ObsKey, QueueState};
+use super::render::{Freshness, QueueEntry};
+use super::{PresenceTable, Store};
+use crate::model::ObsMetric;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, RwLock};
+use tokio::sync::Notify;
+
+/// Changes kept for `?since=` readers and `Last-Event-ID` resume; an older position gets a full snapshot.
+pub const LOG_CAPACITY: usize = 16 * 1024;
+
+/// One queue's document as of its last publish.
+#[derive(Debug)]
+pub struct QueueDoc {
+    pub id: Arc<str>,
+    pub version: u64,
+    /// The tracked document (a JSON object without nulls).
+    pub doc: Value,
+    pub(crate) name: String,
+    pub(crate) division: String,
+    pub(crate) division_id: String,
+    entry: Arc<QueueEntry>,
+}
+
+impl QueueDoc {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn division(&self) -> &str {
+        &self.division
+    }
+    pub fn division_id(&self) -> &str {
+        &self.division_id
+    }
+
+    /// Freshness at `now_ms` (channel clock included).
+    pub fn freshness(&self, now_ms: i64, max_age_ms: i64) -> Freshness {
+        self.entry.freshness(now_ms, max_age_ms)
+    }
+
+    /// The document with its serve-time fields (`data_age_seconds`, `withdrawn`), which deltas do not track.
+    pub fn with_freshness(&self, now_ms: i64, max_age_ms: i64) -> Value {
+        let f = self.freshness(now_ms, max_age_ms);
+        let mut v = self.doc.clone();
+        if let Value::Object(m) = &mut v {
+            m.insert("data_age_seconds".into(), num(f.age_ms as f64 / 1000.0));
+            m.insert("withdrawn".into(), Value::Bool(f.withdrawn));
+        }
+        v
+    }
+}
+
+/// One store version: a queue published (`new`) or removed (`new == None`).
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub version: u64,
+    pub id: Arc<str>,
+    pub old: Option<Arc<QueueDoc>>,
+    pub new: Option<Arc<QueueDoc>>,
+}
+
+/// What a `since` reader gets.
+#[derive(Debug, Clone)]
+pub enum Since {
+    /// `since` is older than the log: here is everything, replace your state.
+    Full(Vec<Arc<QueueDoc>>),
+    /// Queues changed after `since` (current documents) and ids removed after it.
+    Changed { queues: Vec<Arc<QueueDoc>>, removed: Vec<Arc<str>> },
+}
+
+#[derive(Debug, Default)]
+struct LiveState {
+    version: u64,
+    docs: BTreeMap<Arc<str>, Arc<QueueDoc>>,
+    log: VecDeque<Change>,
+    /// Every change with a version above this is in `log`.
+    log_from: u64,
+}
+
+/// The live documents and change log (one per store).
+#[derive(Debug)]
+pub struct Live {
+    state: RwLock<LiveState>,
+    notify: Notify,
+    max_age_ms: i64,
+}
+
+impl Live {
+    pub(crate) fn new(max_age_ms: i64) -> Self {
+        Live { state: RwLock::new(LiveState::default()), notify: Notify::new(), max_age_ms }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, LiveState> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, LiveState> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `freshness.max_age` in ms.
+    pub fn max_age_ms(&self) -> i64 {
+        self.max_age_ms
+    }
+
+    /// The version of the newest change in the live view.
+    pub fn version(&self) -> u64 {
+        self.read().version
+    }
+
+    /// Resolves once a change was recorded after the previous call (one waiter: the stream hub).
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+
+    /// Every queue, ordered by id, and the version they are current at.
+    pub fn docs(&self) -> (u64, Vec<Arc<QueueDoc>>) {
+        let s = self.read();
+        (s.version, s.docs.values().cloned().collect())
+    }
+
+    /// What changed after `since`, and the current version.
+    pub fn since(&self, since: u64) -> (u64, Since) {
+        let s = self.read();
+        if since < s.log_from {
+            return (s.version, Since::Full(s.docs.values().cloned().collect()));
+        }
+        let ids: BTreeSet<&Arc<str>> = s.log.iter().rev().take_while(|c| c.version > since).map(|c| &c.id).collect();
+        let mut queues = Vec::new();
+        let mut removed = Vec::new();
+        for id in ids {
+            match s.docs.get(id) {
+                Some(d) => queues.push(d.clone()),
+                None => removed.push(id.clone()),
+            }
+        }
+        (s.version, Since::Changed { queues, removed })
+    }
+
+    /// The changes after `since` (oldest first), or `None` when the log no longer reaches back that far.
+    pub fn changes_since(&self, since: u64) -> Option<(u64, Vec<Change>)> {
+        let s = self.read();
+        if since < s.log_from {
+            return None;
+        }
+        let n = s.log.iter().rev().take_while(|c| c.version > since).count();
+        Some((s.version, s.log.iter().skip(s.log.len() - n).cloned().collect()))
+    }
+
+    fn record(&self, change: Change, doc: Option<Arc<QueueDoc>>) -> Option<Arc<QueueDoc>> {
+        let mut s = self.write();
+        let old = match doc {
+            Some(d) => s.docs.insert(change.id.clone(), d),
+            None => s.docs.remove(&change.id),
+        };
+        s.version = s.version.max(change.version);
+        s.log.push_back(Change { old: old.clone(), ..change });
+        while s.log.len() > LOG_CAPACITY {
+            if let Some(c) = s.log.pop_front() {
+                s.log_from = c.version;
+            }
+        }
+        drop(s);
+        self.notify.notify_one();
+        old
+    }
+
+    /// Hook of `Store::publish`: `q` got `version`.
+    pub(crate) fn publish(&self, version: u64, q: &QueueState, presence: &PresenceTable, entry: &Arc<QueueEntry>) {
+        let doc = Arc::new(QueueDoc {
+            id: Arc::from(q.meta.id.as_str()),
+            version,
+            doc: document(q, presence, version),
+            name: q.meta.name.clone(),
+            division: q.meta.division.clone(),
+            division_id: q.meta.division_id.clone(),
+            entry: entry.clone(),
+        });
+        let change = Change { version, id: doc.id.clone(), old: None, new: Some(doc.clone()) };
+        self.record(change, Some(doc));
+    }
+
+    /// Hook of `Store::set_queues`: the queue left the directory at `version`.
+    pub(crate) fn remove(&self, version: u64, id: &str) {
+        let change = Change { version, id: Arc::from(id), old: None, new: None };
+        self.record(change, None);
+    }
+}
+
+impl Store {
+    /// The live JSON view (snapshot API, stream, status page).
+    pub fn live(&self) -> &Live {
+        &self.inner.live
+    }
+}
+
+/// A JSON number: integral values as integers (`3`, not `3.0`); non-finite values as 0.
+pub fn num(v: f64) -> Value {
+    if !v.is_finite() {
+        return Value::from(0);
+    }
+    if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        Value::from(v as i64)
+    } else {
+        Value::from(v)
+    }
+}
+
+fn obj<'a>(m: &'a mut Map<String, Value>, k: &str) -> &'a mut Map<String, Value> {
+    let v = m.entry(k.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+    if !v.is_object() {
+        *v = Value::Object(Map::new());
+    }
+    match v {
+        Value::Object(o) => o,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+fn add(m: &mut Map<String, Value>, k: &str, v: f64) {
+    let cur = m.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    m.insert(k.to_owned(), num(cur + v));
+}
+
+/// The tracked document of `q` (see docs/live-api.md for the schema).
+fn document(q: &QueueState, presence: &PresenceTable, version: u64) -> Value {
+    let mut d = Map::new();
+    d.insert("id".into(), Value::from(q.meta.id.as_str()));
+    d.insert("name".into(), Value::from(q.meta.name.as_str()));
+    d.insert("division".into(), Value::from(q.meta.division.as_str()));
+    d.insert("division_id".into(), Value::from(q.meta.division_id.as_str()));
+    d.insert("version".into(), Value::from(version));
+    d.insert("source".into(), Value::from(q.source.as_str()));
+    d.insert("stale".into(), Value::Bool(q.stale));
+    if let Some(t) = q.last_update_ms {
+        d.insert("updated_at_ms".into(), Value::from(t));
+    }
+    d.insert("listed_at_ms".into(), Value::from(q.added_ms));
+    let mut media = Map::new();
+    let mut agents = Map::new();
+    for (ObsKey { metric, media: m, qualifier }, value) in &q.obs {
+        if let Some(m) = m {
+            let mm = obj(&mut media, m);
+            let (field, instant) = match metric {
+                ObsMetric::Waiting => ("waiting", false),
+                ObsMetric::Alerting => ("alerting", false),
+                ObsMetric::Interacting => ("interacting", false),
+                ObsMetric::LongestWaiting => ("longest_waiting_start_ms", true),
+                ObsMetric::LongestInteracting => ("longest_interacting_start_ms", true),
+                _ => continue,
+            };
+            if instant {
+                if let Some(v) = value {
+                    mm.insert(field.into(), num(v.round()));
+                }
+            } else {
+                add(mm, field, value.unwrap_or(0.0));
+            }
+            continue;
+        }
+        let v = value.unwrap_or(0.0);
+        match (metric, qualifier) {
+            (ObsMetric::UserRoutingStatuses, Some(s)) => {
+                add(obj(&mut agents, "routing_status"), &super::text::snake_case(s), v)
+            }
+            (ObsMetric::OnQueueUsers, Some(s)) => add(obj(&mut agents, "on_queue"), &super::text::snake_case(s), v),
+            (ObsMetric::UserPresences | ObsMetric::OffQueueUsers, Some(p)) => {
+                let group = if *metric == ObsMetric::UserPresences { "presence" } else { "off_queue" };
+                let (name, system) = presence.get(p).map_or((super::render::UNKNOWN, super::render::UNKNOWN), |l| {
+                    (l.name.as_str(), l.system_presence.as_str())
+                });
+                let e = obj(obj(&mut agents, group), p);
+                e.insert("presence".into(), Value::from(name));
+                e.insert("system_presence".into(), Value::from(system));
+                add(e, "agents", v);
+            }
+            (ObsMetric::MemberUsers, _) => add(&mut agents, "members", v),
+            (ObsMetric::ActiveUsers, _) => add(&mut agents, "active", v),
+            _ => {}
+        }
+    }
+    for (m, aggs) in &q.intervals {
+        let mm = obj(&mut media, m);
+        let mut iv = Map::new();
+        iv.insert("start_ms".into(), Value::from(aggs.interval.0));
+        iv.insert("end_ms".into(), Value::from(aggs.interval.1));
+        let mut values = Map::new();
+        for ((metric, qual), s) in &aggs.values {
+            let key = match qual {
+                Some(q) => format!("{metric}:{q}"),
+                None => metric.clone(),
+            };
+            let mut st = Map::new();
+            for (k, v) in [
+                ("count", s.count),
+                ("sum", s.sum),
+                ("min", s.min),
+                ("max", s.max),
+                ("ratio", s.ratio),
+                ("numerator", s.numerator),
+                ("denominator", s.denominator),
+                ("target", s.target),
+            ] {
+                if let Some(v) = v {
+                    st.insert(k.into(), num(v));
+                }
+            }
+            values.insert(key, Value::Object(st));
+        }
+        iv.insert("aggregates".into(), Value::Object(values));
+        mm.insert("interval".into(), Value::Object(iv));
+    }
+    d.insert("media".into(), Value::Object(media));
+    d.insert("agents".into(), Value::Object(agents));
+    Value::Object(d)
+}
+
+/// RFC 7386 merge patch turning `old` into `new` (both without nulls): changed members only, `null` for removed
+/// members. `None` when they are equal.
+pub fn merge_patch(old: &Value, new: &Value) -> Option<Value> {
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut p = Map::new();
+            for (k, bv) in b {
+                match a.get(k) {
+                    Some(av) => {
+                        if let Some(d) = merge_patch(av, bv) {
+                            p.insert(k.clone(), d);
+                        }
+                    }
+                    None => {
+                        p.insert(k.clone(), bv.clone());
+                    }
+                }
+            }
+            for k in a.keys() {
+                if !b.contains_key(k) {
+                    p.insert(k.clone(), Value::Null);
+                }
+            }
+            (!p.is_empty()).then_some(Value::Object(p))
+        }
+        (a, b) if a == b => None,
+        // A member that became an object replaces wholesale; a merge patch cannot express "object to object"
+        // otherwise, and an empty object patch would be a no-op.
+        (_, b) => Some(b.clone()),
+    }
+}
+
+/// Apply an RFC 7386 merge patch.
+pub fn apply_merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(p) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let Value::Object(t) = target else { return };
+    for (k, v) in p {
+        if v.is_null() {
+            t.remove(k);
+        } else {
+            apply_merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
+}

@@ -19,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 type View = Arc<Mutex<HashMap<String, u64>>>;
 
+/// One arrival: (queue, count it must reach, arrival time, exporter lag, poller lag).
+type Event = (String, u64, Instant, Option<Duration>, Option<Duration>);
+
 /// `genesys_queue_waiting{…,media_type="email"}` per queue id, from a scrape.
 fn waiting_email(text: &str) -> HashMap<String, u64> {
     let mut out = HashMap::new();
@@ -113,8 +116,7 @@ async fn main() {
     tokio::spawn(poller(sim.base_url(), ids.clone(), polled.clone(), stop.clone()));
     tokio::time::sleep(Duration::from_secs(6)).await;
 
-    // (queue, count it must reach, arrival time, exporter lag, poller lag)
-    let mut events: Vec<(String, u64, Instant, Option<Duration>, Option<Duration>)> = Vec::new();
+    let mut events: Vec<Event> = Vec::new();
     let mut expected: HashMap<String, u64> = HashMap::new();
     let mut rng = fastrand::Rng::with_seed(7);
     let start = Instant::now();

@@ -355,7 +355,8 @@ async fn metrics(req: &Request<Incoming>, app: Arc<AppState>) -> Response<Body> 
     }
 }
 
-fn html_escape(out: &mut String, s: &str) {
+/// Escape text for HTML element content and attribute values.
+pub(crate) fn html_escape(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),

@@ -4,6 +4,7 @@
 //! Only queue data from the snapshot documents reaches the page: no configuration, no credentials.
 
 use super::api::{response, snapshot_json, AnyBody, Query};
+use super::http::html_escape;
 use super::http::AppState;
 use crate::model::now_ms;
 use http::header::{HeaderValue, CACHE_CONTROL};
@@ -52,19 +53,6 @@ impl Tile {
     }
 }
 
-fn esc(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-}
-
 /// `1h 02m`, `3m 07s`, `12s`.
 pub fn duration(ms: i64) -> String {
     let s = ms.max(0) / 1000;
@@ -90,17 +78,17 @@ fn table(snapshot: &Value, now: i64) -> String {
             || q.get("withdrawn").and_then(Value::as_bool).unwrap_or(false);
         let t = Tile::of(q);
         h.push_str(if stale { "<tr class=\"stale\" data-queue-id=\"" } else { "<tr data-queue-id=\"" });
-        esc(&mut h, &s("id"));
+        html_escape(&mut h, &s("id"));
         h.push_str("\"><td>");
-        esc(&mut h, &s("name"));
+        html_escape(&mut h, &s("name"));
         h.push_str("</td><td>");
-        esc(&mut h, &s("division"));
+        html_escape(&mut h, &s("division"));
         let _ = write!(h, "</td><td class=\"num\">{}</td><td class=\"num\">", t.waiting);
         h.push_str(&t.longest_wait_start_ms.map_or("–".to_owned(), |st| duration(now - st)));
         let _ = write!(h, "</td><td class=\"num\">{}</td><td class=\"num\">", t.available);
         h.push_str(&t.service_level.map_or("–".to_owned(), |r| format!("{:.0}%", r * 100.0)));
         h.push_str("</td><td>");
-        esc(&mut h, &s("source"));
+        html_escape(&mut h, &s("source"));
         h.push_str("</td><td>");
         let age = q.get("data_age_seconds").and_then(Value::as_f64).unwrap_or(0.0);
         h.push_str(&duration((age * 1000.0) as i64));

@@ -340,6 +340,20 @@ pub(crate) fn system_frame(topic: &str, body: models::SystemMessage) -> String {
     serde_json::to_string(&env).unwrap_or_default()
 }
 
+/// `v2.system.<kind>.<channel>`: the system message a channel's socket gets before it is closed for `kind`.
+fn channel_notice(client_id: &str, channel_id: &str, kind: &str, reason: &str, message: &str) -> String {
+    let body = models::SystemMessage {
+        channel_id: Some(channel_id.to_owned()),
+        system_topic_type: Some(kind.to_owned()),
+        correlation_id: Some(new_uuid()),
+        oauth_client_id: Some(client_id.to_owned()),
+        reason: Some(reason.to_owned()),
+        message: Some(message.to_owned()),
+        ..Default::default()
+    };
+    system_frame(&format!("v2.system.{kind}.{channel_id}"), body)
+}
+
 impl Shared {
     fn model(&self) -> MutexGuard<'_, Model> {
         lock(&self.model)
@@ -496,17 +510,14 @@ impl Shared {
                 st.tokens.values_mut().for_each(|t| t.revoked = true);
                 for c in &st.channels {
                     if let Some(s) = &c.socket {
-                        let body = models::SystemMessage {
-                            channel_id: Some(c.id.clone()),
-                            system_topic_type: Some("token_revoked".into()),
-                            correlation_id: Some(new_uuid()),
-                            oauth_client_id: Some(self.cfg.client_id.clone()),
-                            reason: Some("user_tokens_revoked".into()),
-                            message: Some("The access token of this channel was revoked".into()),
-                            ..Default::default()
-                        };
-                        let topic = format!("v2.system.token_revoked.{}", c.id);
-                        let _ = s.tx.try_send(Out::Text(system_frame(&topic, body).into()));
+                        let notice = channel_notice(
+                            &self.cfg.client_id,
+                            &c.id,
+                            "token_revoked",
+                            "user_tokens_revoked",
+                            "The access token of this channel was revoked",
+                        );
+                        let _ = s.tx.try_send(Out::Text(notice.into()));
                         let _ = s.tx.try_send(Out::Close { code: 1000, reason: "token revoked" });
                     }
                 }
@@ -1332,17 +1343,14 @@ fn create_channel(sh: &Shared, r: &Req, token: &str) -> Response<Body> {
             let c = st.channels.remove(i);
             sh.stats.channels_evicted.fetch_add(1, Relaxed);
             if let Some(s) = c.socket {
-                let body = models::SystemMessage {
-                    channel_id: Some(c.id.clone()),
-                    system_topic_type: Some("no_longer_subscribed".into()),
-                    correlation_id: Some(new_uuid()),
-                    oauth_client_id: Some(sh.cfg.client_id.clone()),
-                    reason: Some("another_channel_subscribed".into()),
-                    message: Some("The channel limit was reached; this channel was replaced by a new one".into()),
-                    ..Default::default()
-                };
-                let topic = format!("v2.system.no_longer_subscribed.{}", c.id);
-                let _ = s.tx.try_send(Out::Text(system_frame(&topic, body).into()));
+                let notice = channel_notice(
+                    &sh.cfg.client_id,
+                    &c.id,
+                    "no_longer_subscribed",
+                    "another_channel_subscribed",
+                    "The channel limit was reached; this channel was replaced by a new one",
+                );
+                let _ = s.tx.try_send(Out::Text(notice.into()));
                 let _ = s.tx.try_send(Out::Close { code: 1000, reason: "channel removed: channel limit reached" });
             }
         }

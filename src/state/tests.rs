@@ -796,14 +796,15 @@ fn totals_text_is_kept_across_other_changes_and_follows_renames() {
 #[test]
 fn a_complete_read_that_found_nothing_makes_the_first_sight_count_from_zero() {
     let i1 = T0 - 600_000;
-    let marker = |s: &Store| {
+    // A complete aggregates read of the interval starting at `start` that listed nothing for the queue.
+    let marker = |s: &Store, start: i64| {
         s.apply_at(
             update(
                 false,
                 vec![GroupUpdate {
                     media_type: None,
                     observations: vec![],
-                    interval: Some((i1, i1 + 1_800_000)),
+                    interval: Some((start, start + 1_800_000)),
                     aggregates: vec![],
                 }],
             ),
@@ -818,24 +819,13 @@ fn a_complete_read_that_found_nothing_makes_the_first_sight_count_from_zero() {
     assert_eq!(counter_value(&s, T0, "genesys_queue_offered_total").as_deref(), Some("0"));
     // With a complete read of that interval that listed nothing for voice, voice had nothing then: all counts.
     let s = store();
-    assert!(!marker(&s).changed, "the marker itself renders nothing");
+    assert!(!marker(&s, i1).changed, "the marker itself renders nothing");
     s.apply_at(kpi_update(i1, 3.0, t, none), T0);
     assert_eq!(counter_value(&s, T0, "genesys_queue_offered_total").as_deref(), Some("3"));
     assert!(has(&s, T0, &format!("genesys_queue_answer_wait_seconds_count{{{V}}} 3")));
     // A read of another interval says nothing about this one.
     let s = store();
-    s.apply_at(
-        update(
-            false,
-            vec![GroupUpdate {
-                media_type: None,
-                observations: vec![],
-                interval: Some((i1 - 1_800_000, i1)),
-                aggregates: vec![],
-            }],
-        ),
-        T0,
-    );
+    marker(&s, i1 - 1_800_000);
     s.apply_at(kpi_update(i1, 3.0, t, none), T0);
     assert_eq!(counter_value(&s, T0, "genesys_queue_offered_total").as_deref(), Some("0"));
 }

@@ -430,6 +430,12 @@ mod tests {
     }
 
     #[test]
+    fn the_unknown_user_hash_is_a_real_bcrypt_hash() {
+        // A malformed hash would fail fast and make unknown user names cheaper to probe than wrong passwords.
+        assert_eq!(bcrypt::verify("anything", DUMMY_HASH).ok(), Some(false));
+    }
+
+    #[test]
     fn versions_order() {
         let f = |field: &'static str, m: String, fix: &'static str| WebConfigError::Field {
             file: p(),

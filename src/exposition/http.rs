@@ -6,6 +6,7 @@
 //! collector's tasks on the same runtime.
 
 use super::api::AnyBody;
+use super::conn::ConnControl;
 use super::negotiate::{content_type, format_for, wants_gzip};
 use super::webconfig::WebConfig;
 use super::{encode_into, ExpositionError};
@@ -190,10 +191,11 @@ pub async fn serve(listener: TcpListener, app: AppState, shutdown: CancellationT
         let tls = tls.clone();
         tracker.spawn(async move {
             let _slot = slot;
+            let (stream, ctl) = super::conn::Controlled::new(stream);
             match tls {
-                None => serve_connection(TokioIo::new(stream), app, shutdown).await,
+                None => serve_connection(TokioIo::new(stream), app, shutdown, ctl).await,
                 Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => serve_connection(TokioIo::new(s), app, shutdown).await,
+                    Ok(Ok(s)) => serve_connection(TokioIo::new(s), app, shutdown, ctl).await,
                     Ok(Err(e)) => tracing::debug!(err = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!("TLS handshake timed out"),
                 },
@@ -208,12 +210,16 @@ pub async fn serve(listener: TcpListener, app: AppState, shutdown: CancellationT
 }
 
 /// One HTTP/1.1 connection, plain or TLS, until it ends or shutdown drains it.
-async fn serve_connection<I>(io: I, app: Arc<AppState>, shutdown: CancellationToken)
+async fn serve_connection<I>(io: I, app: Arc<AppState>, shutdown: CancellationToken, ctl: Arc<ConnControl>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let token = shutdown.clone();
-    let svc = service_fn(move |req| handle(req, app.clone(), token.clone()));
+    let handle_ctl = ctl.clone();
+    let svc = service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(handle_ctl.clone());
+        handle(req, app.clone(), token.clone())
+    });
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
@@ -229,6 +235,8 @@ where
                 tracing::debug!(err = %e, "connection ended with an error");
             }
         }
+        // A stream client that stopped reading, past its write deadline.
+        _ = ctl.killed() => {}
         _ = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
             if tokio::time::timeout(DRAIN_TIMEOUT, conn).await.is_err() {

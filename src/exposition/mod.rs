@@ -5,6 +5,7 @@
 //! own registry (self-metrics and `process_*`). [`http::serve`] is the HTTP server around it.
 
 pub mod api;
+pub mod conn;
 pub mod http;
 pub mod negotiate;
 pub mod openmetrics;

@@ -33,8 +33,9 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
@@ -629,5 +630,55 @@ impl AppState {
     /// Stream clients dropped for being too slow since start.
     pub fn stream_clients_dropped(&self) -> u64 {
         self.streams.dropped_total()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::QueueMeta;
+
+    fn meta(id: &str) -> QueueMeta {
+        QueueMeta { id: id.into(), name: id.into(), division_id: "d".into(), division: "D".into() }
+    }
+
+    /// Let the hub's task fan out what the store recorded.
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_write_timeout_drops_a_client_that_takes_nothing_but_not_one_that_was_merely_idle() {
+        let store = Store::default();
+        store.set_queues(vec![meta("q1"), meta("q2")]);
+        let hub = Arc::new(Hub::new(10, 256));
+        let mut reader = hub.subscribe(&store, Filter::default(), None).unwrap();
+        let stuck = hub.subscribe(&store, Filter::default(), None).unwrap();
+        store.set_stale("q1", false);
+        settle().await;
+        assert!(reader.recv().await.is_some());
+        // Nothing happens for longer than the write timeout: the reader's queue was empty all along.
+        tokio::time::sleep(WRITE_TIMEOUT + Duration::from_secs(1)).await;
+        store.set_stale("q2", false);
+        settle().await;
+        assert_eq!(reader.dropped.reason(), None, "an idle stream is not a stuck client");
+        assert!(reader.recv().await.is_some());
+        let why = stuck.dropped.reason().expect("the client that took nothing for the timeout is dropped");
+        assert!(why.contains("nothing written to it for 10 s"), "{why}");
+        assert_eq!(hub.dropped_total(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_the_client_with_a_reason() {
+        let store = Store::default();
+        store.set_queues(vec![meta("q1")]);
+        let hub = Arc::new(Hub::new(10, 4));
+        let sub = hub.subscribe(&store, Filter::default(), None).unwrap();
+        for i in 0..6 {
+            store.set_stale("q1", i % 2 == 0);
+            settle().await;
+        }
+        let why = sub.dropped.reason().expect("dropped");
+        assert!(why.contains("4 messages queued unread"), "{why}");
     }
 }

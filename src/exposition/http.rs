@@ -7,7 +7,9 @@
 
 use super::api::AnyBody;
 use super::negotiate::{content_type, format_for, wants_gzip};
-use super::webconfig::WebConfig;
+use super::lifecycle::ReloadFn;
+use super::limits::Limits;
+use super::webconfig::{LiveWebConfig, WebConfig};
 use super::{encode_into, ExpositionError};
 use crate::model::{now_ms, Readiness};
 use crate::state::Store;
@@ -30,21 +32,14 @@ use tokio_util::task::TaskTracker;
 
 /// How long in-flight requests may take to finish after shutdown was asked for.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client that has not sent its request headers by then is dropped (slowloris).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Output buffers kept for reuse. A fresh 30–70 MB buffer costs more in page faults than the whole render, so
 /// the last buffers stay allocated between scrapes (two: an HA pair of Prometheus servers scrapes at once).
 const POOLED_BUFFERS: usize = 2;
 /// Scrapes rendered at once; more wait their turn. Each holds a whole body (tens of MB at 300k series), so
 /// unbounded concurrency would turn a burst of scrapers into an out-of-memory kill.
 const MAX_CONCURRENT_RENDERS: usize = 4;
-/// Connections served at once; past this, new ones wait in the kernel's backlog instead of costing memory here.
-/// Stream clients hold theirs for long, so their cap comes on top: a full house of them leaves 512 for scrapes.
-const MAX_CONNECTIONS: usize = 512 + super::stream::MAX_STREAM_CLIENTS;
 /// A TLS client that has not finished its handshake by then is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Request head size limit (hyper's read buffer): a scrape request is a few hundred bytes.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Extra `(label, value)` lines for the landing page's state summary (e.g. notification channels, shard).
 pub type SummaryFn = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
@@ -61,8 +56,12 @@ pub struct AppState {
     pub version: &'static str,
     /// More lines for the landing page's summary.
     pub summary: Option<SummaryFn>,
-    /// `--web.config.file`: TLS, basic auth, extra headers.
-    pub web: WebConfig,
+    /// `--web.config.file`: TLS, basic auth, extra headers; a reload swaps it for new connections and requests.
+    pub web: LiveWebConfig,
+    /// Connection, head-size and slow-client limits.
+    pub limits: Limits,
+    /// `POST /-/reload`; `None` (403) without `--web.enable-lifecycle`.
+    pub reload: Option<ReloadFn>,
     render_slots: Arc<tokio::sync::Semaphore>,
     buffers: Arc<BufferPool>,
     /// `/api/v1/stream` clients.
@@ -133,7 +132,9 @@ impl AppState {
             telemetry_path: "/metrics".to_owned(),
             version,
             summary: None,
-            web: WebConfig::default(),
+            web: LiveWebConfig::default(),
+            limits: Limits::default(),
+            reload: None,
             render_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_RENDERS)),
             buffers: Arc::new(BufferPool::default()),
             streams: Arc::new(super::stream::Hub::new(super::stream::MAX_STREAM_CLIENTS, super::stream::CLIENT_BUFFER)),
@@ -153,7 +154,18 @@ impl AppState {
     }
 
     pub fn with_web_config(mut self, web: WebConfig) -> Self {
-        self.web = web;
+        self.web = LiveWebConfig::new(web);
+        self
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Enable `POST /-/reload` (`--web.enable-lifecycle`).
+    pub fn with_reload(mut self, reload: ReloadFn) -> Self {
+        self.reload = Some(reload);
         self
     }
 }
@@ -164,15 +176,14 @@ type Body = Full<Bytes>;
 pub async fn serve(listener: TcpListener, app: AppState, shutdown: CancellationToken) -> Result<(), ExpositionError> {
     let addr = listener.local_addr().map_err(ExpositionError::Listener)?;
     tracing::info!(address = %addr, telemetry_path = %app.telemetry_path, "serving metrics");
-    let tls = app.web.tls.clone().map(tokio_rustls::TlsAcceptor::from);
-    if tls.is_some() {
+    if app.web.get().tls.is_some() {
         tracing::info!("TLS enabled by --web.config.file");
     }
     let app = Arc::new(app);
     let tracker = TaskTracker::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(tokio::sync::Semaphore::new(app.limits.max_connections));
+    let rejecting = Arc::new(tokio::sync::Semaphore::new(super::limits::MAX_REJECTING));
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else { break };
         let (stream, _peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -185,9 +196,21 @@ pub async fn serve(listener: TcpListener, app: AppState, shutdown: CancellationT
                 }
             },
         };
+        // Read per connection, so a reloaded certificate serves the next handshake.
+        let tls = app.web.get().tls.map(tokio_rustls::TlsAcceptor::from);
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Over the cap: a plain-HTTP client gets a 503 at once; a TLS one (a 503 would cost a handshake) and
+            // anything past the few being turned away are closed.
+            if let (None, Ok(permit)) = (&tls, rejecting.clone().try_acquire_owned()) {
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    super::limits::turn_away(stream).await;
+                });
+            }
+            continue;
+        };
         let app = app.clone();
         let shutdown = shutdown.clone();
-        let tls = tls.clone();
         tracker.spawn(async move {
             let _slot = slot;
             match tls {
@@ -203,6 +226,8 @@ pub async fn serve(listener: TcpListener, app: AppState, shutdown: CancellationT
     drop(listener);
     tracker.close();
     tracker.wait().await;
+    // WebSocket stream clients live past their HTTP connection: let them take their close frames.
+    app.streams.wait_closed().await;
     tracing::info!("metrics server stopped");
     Ok(())
 }
@@ -213,13 +238,15 @@ where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let token = shutdown.clone();
-    let svc = service_fn(move |req| handle(req, app.clone(), token.clone()));
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEAD_BYTES);
+        .header_read_timeout(app.limits.header_read_timeout)
+        // hyper refuses buffers under 8 KiB.
+        .max_buf_size(app.limits.max_head_bytes.max(8192))
+        .max_headers(app.limits.max_headers);
+    let svc = service_fn(move |req| handle(req, app.clone(), token.clone()));
     // Upgrades: WebSocket clients of /api/v1/stream.
     let conn = builder.serve_connection(io, svc).with_upgrades();
     tokio::pin!(conn);
@@ -255,14 +282,14 @@ async fn handle(
     shutdown: CancellationToken,
 ) -> Result<Response<AnyBody>, Infallible> {
     let mut response = route(req, &app, shutdown).await;
-    for (k, v) in &app.web.headers {
+    for (k, v) in &app.web.get().headers {
         response.headers_mut().insert(k.clone(), v.clone());
     }
     Ok(response)
 }
 
 async fn route(req: Request<Incoming>, app: &Arc<AppState>, shutdown: CancellationToken) -> Response<AnyBody> {
-    if let Some(auth) = &app.web.auth {
+    if let Some(auth) = app.web.get().auth {
         let authorization = header(&req, http::header::AUTHORIZATION).map(str::to_owned);
         let auth = auth.clone();
         // bcrypt is deliberately slow: keep it off the async workers.
@@ -273,6 +300,9 @@ async fn route(req: Request<Incoming>, app: &Arc<AppState>, shutdown: Cancellati
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"genesys-cloud-exporter\""));
             return r.map(BodyExt::boxed_unsync);
         }
+    }
+    if req.uri().path() == super::lifecycle::RELOAD_PATH {
+        return super::lifecycle::serve(req, app.reload.clone()).await;
     }
     if super::api::handles(req.uri().path()) {
         return super::api::serve(req, app.clone(), shutdown).await;

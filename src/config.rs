@@ -847,7 +847,11 @@ impl Config {
             "log.level" => {
                 let text = get_string(path, v)?;
                 let level = <crate::telemetry::LogLevel as clap::ValueEnum>::from_str(&text, true).map_err(|_| {
-                    Problem::error(path, format!("unknown level `{text}`"), "use `error`, `warn`, `info`, `debug` or `trace`")
+                    Problem::error(
+                        path,
+                        format!("unknown level `{text}`"),
+                        "use `error`, `warn`, `info`, `debug` or `trace`",
+                    )
                 })?;
                 self.log.level = Some(level);
             }

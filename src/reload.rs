@@ -64,7 +64,9 @@ const RESTART_ONLY: &[Key] = &[
     ("genesys.client_secret", |a, b| a.genesys.client_secret != b.genesys.client_secret),
     ("queues.media_types", |a, b| a.queues.media_types != b.queues.media_types),
     ("freshness.max_age", |a, b| a.freshness.max_age != b.freshness.max_age),
-    ("notifications.topics_per_channel", |a, b| a.notifications.topics_per_channel != b.notifications.topics_per_channel),
+    ("notifications.topics_per_channel", |a, b| {
+        a.notifications.topics_per_channel != b.notifications.topics_per_channel
+    }),
     ("notifications.max_channels", |a, b| a.notifications.max_channels != b.notifications.max_channels),
     ("api.budget_share", |a, b| a.api.budget_share != b.api.budget_share),
     ("api.timeout", |a, b| a.api.timeout != b.api.timeout),

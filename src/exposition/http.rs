@@ -6,9 +6,9 @@
 //! collector's tasks on the same runtime.
 
 use super::api::AnyBody;
-use super::negotiate::{content_type, format_for, wants_gzip};
 use super::lifecycle::ReloadFn;
 use super::limits::Limits;
+use super::negotiate::{content_type, format_for, wants_gzip};
 use super::webconfig::{LiveWebConfig, WebConfig};
 use super::{encode_into, ExpositionError};
 use crate::model::{now_ms, Readiness};

@@ -50,7 +50,8 @@ pub async fn serve(req: Request<Incoming>, reload: Option<ReloadFn>) -> Response
 }
 
 fn too_large() -> Response<AnyBody> {
-    let mut r = text(StatusCode::PAYLOAD_TOO_LARGE, format!("a reload takes no body (at most {MAX_RELOAD_BODY} bytes)\n"));
+    let mut r =
+        text(StatusCode::PAYLOAD_TOO_LARGE, format!("a reload takes no body (at most {MAX_RELOAD_BODY} bytes)\n"));
     r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     r
 }

@@ -35,7 +35,8 @@ impl Default for Limits {
 /// Over-limit connections being turned away at once; more than this are closed without a word.
 pub(crate) const MAX_REJECTING: usize = 64;
 
-const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\n\
+const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\n\
 connection: close\r\ncontent-length: 39\r\n\r\ntoo many connections; try again later\r\n";
 
 /// Answer a connection over [`Limits::max_connections`] with a bare 503 and close it (bounded by a second).

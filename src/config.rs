@@ -1297,12 +1297,21 @@ mod tests {
             serde_json::json!("gzip"),
             serde_json::json!(true),
             serde_json::json!({"a": "b"}),
+            serde_json::json!("debug"),
         ];
         for key in KEYS {
             let mut cfg = Config::default();
             let accepted = values.iter().any(|v| cfg.set_key(key, v).is_ok());
             assert!(accepted, "{key} is in KEYS but set_key accepts nothing for it");
         }
+    }
+
+    #[test]
+    fn log_level_is_a_known_level() {
+        let c = Config::from_yaml("log:\n  level: DEBUG\n").unwrap();
+        assert_eq!(c.log.level, Some(crate::telemetry::LogLevel::Debug));
+        let p = Config::from_yaml("log:\n  level: loud\n").unwrap_err().problems();
+        assert!(p.iter().any(|p| p.field == "log.level" && p.fix.contains("`trace`")), "{p:?}");
     }
 
     #[test]

@@ -165,9 +165,10 @@ async fn no_secret_or_token_anywhere_even_at_trace_level_and_on_errors() {
     let payload =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || panic!("options: {o:?}"))).expect_err("panicked");
     texts.push(("a panic message".into(), payload.downcast_ref::<String>().cloned().unwrap_or_default()));
-    let payload =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || -> Config { Err::<Config, _>(err).unwrap() }))
-            .expect_err("panicked");
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        Config::load(Some(std::path::Path::new(&bad)), &env_lookup).unwrap()
+    }))
+    .expect_err("panicked");
     texts.push(("an unwrap panic".into(), payload.downcast_ref::<String>().cloned().unwrap_or_default()));
     std::panic::set_hook(hook);
 

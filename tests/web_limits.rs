@@ -17,12 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn small(max_connections: usize) -> Limits {
-    Limits {
-        max_connections,
-        header_read_timeout: Duration::from_secs(1),
-        max_head_bytes: 16 * 1024,
-        max_headers: 20,
-    }
+    Limits { max_connections, header_read_timeout: Duration::from_secs(1), max_head_bytes: 16 * 1024, max_headers: 20 }
 }
 
 async fn server(limits: Limits, f: impl FnOnce(AppState) -> AppState) -> live::Server {
@@ -120,7 +115,10 @@ async fn the_connection_past_the_cap_gets_503_at_once_and_the_slot_comes_back() 
 #[tokio::test]
 async fn reload_endpoint_is_forbidden_unless_enabled_as_in_prometheus() {
     let post = |body: &str| {
-        format!("POST /-/reload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+        format!(
+            "POST /-/reload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
     };
     let off = server(small(8), |a| a).await;
     let (status, text) = raw(off.addr, post("").as_bytes()).await;
@@ -132,7 +130,13 @@ async fn reload_endpoint_is_forbidden_unless_enabled_as_in_prometheus() {
     let on = server(small(8), move |a| {
         a.with_reload(Arc::new(move || {
             let n = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Box::pin(async move { if n == 0 { Ok("reloaded".to_owned()) } else { Err("api.budget_share: bad".to_owned()) } })
+            Box::pin(async move {
+                if n == 0 {
+                    Ok("reloaded".to_owned())
+                } else {
+                    Err("api.budget_share: bad".to_owned())
+                }
+            })
         }))
     })
     .await;

@@ -98,6 +98,9 @@ async fn sigterm_and_sigint_stop_within_seconds_closing_everything_cleanly() {
                 }
             }
         });
+        // And a client that has sent half a request head: it must not hold the exit up.
+        let mut half = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut half, b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
 
         p.signal(signal);
@@ -266,4 +269,85 @@ async fn reload_changes_the_queue_list_without_dropping_streams_and_refuses_bad_
     let (status, _) = p.wait_exit(Duration::from_secs(20)).expect("exits");
     assert_eq!(status.code(), Some(0));
     sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rereads_the_web_config_and_the_log_level() {
+    let sim = support::start_sim(support::org(2, 0.0)).await;
+    let web = temp_file("web");
+    let users = |user: &str| {
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        std::fs::write(&web.0, format!("basic_auth_users:\n  {user}: '{hash}'\n")).unwrap();
+    };
+    users("alice");
+    let cfg = temp_file("log");
+    std::fs::write(&cfg.0, "log:\n  level: warn\n").unwrap();
+    let (web_path, cfg_path) = (web.0.to_str().unwrap().to_owned(), cfg.0.to_str().unwrap().to_owned());
+    let mut p = Proc::spawn(
+        &[
+            "run",
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--log.format",
+            "json",
+            "--web.config.file",
+            &web_path,
+            "--config.file",
+            &cfg_path,
+        ],
+        &sim_env(&sim.base_url(), "sim-secret"),
+    );
+    // log.level warn hides the info lines, the address among them: find the port from /proc instead.
+    let addr = {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(a) = listening_port(p.child.id()) {
+                break a;
+            }
+            assert!(Instant::now() < deadline, "never listened:\n{}", p.stderr());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let http = reqwest::Client::new();
+    let status = async |user: &str| {
+        http.get(format!("http://{addr}/healthz")).basic_auth(user, Some("pw")).send().await.unwrap().status()
+    };
+    assert_eq!(status("alice").await, 200);
+    assert_eq!(status("bob").await, 401);
+    assert!(support::bin::log_lines(&p.stderr(), "configuration reloaded").is_empty());
+
+    users("bob");
+    std::fs::write(&cfg.0, "log:\n  level: info\n").unwrap();
+    p.signal("HUP");
+    until("bob let in", async || status("bob").await == 200).await;
+    assert_eq!(status("alice").await, 401, "alice is gone with the old file");
+    // The info line of the reload itself shows the new level is in force.
+    until("the reload logged at info", async || {
+        !support::bin::log_lines(&p.stderr(), "configuration reloaded").is_empty()
+    })
+    .await;
+    p.signal("TERM");
+    let (status, _) = p.wait_exit(Duration::from_secs(20)).expect("exits");
+    assert_eq!(status.code(), Some(0));
+    sim.shutdown().await;
+}
+
+/// The TCP port process `pid` listens on, from /proc (its sockets' inodes matched against /proc/net/tcp).
+fn listening_port(pid: u32) -> Option<std::net::SocketAddr> {
+    let inodes: BTreeSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_owned))
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // state 0A = LISTEN
+        if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+            let port = u16::from_str_radix(f[1].split(':').nth(1)?, 16).ok()?;
+            Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        } else {
+            None
+        }
+    })
 }

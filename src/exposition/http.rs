@@ -32,6 +32,9 @@ use tokio_util::task::TaskTracker;
 
 /// How long in-flight requests may take to finish after shutdown was asked for.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection with no request in flight may keep the server up after shutdown (a client that is
+/// half-way through sending a head is not worth waiting the drain timeout for).
+const IDLE_GRACE: Duration = Duration::from_millis(500);
 /// Output buffers kept for reuse. A fresh 30–70 MB buffer costs more in page faults than the whole render, so
 /// the last buffers stay allocated between scrapes (two: an HA pair of Prometheus servers scrapes at once).
 const POOLED_BUFFERS: usize = 2;
@@ -238,6 +241,8 @@ where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let token = shutdown.clone();
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let busy = in_flight.clone();
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
@@ -246,7 +251,7 @@ where
         // hyper refuses buffers under 8 KiB.
         .max_buf_size(app.limits.max_head_bytes.max(8192))
         .max_headers(app.limits.max_headers);
-    let svc = service_fn(move |req| handle(req, app.clone(), token.clone()));
+    let svc = service_fn(move |req| handle(req, app.clone(), token.clone(), busy.clone()));
     // Upgrades: WebSocket clients of /api/v1/stream.
     let conn = builder.serve_connection(io, svc).with_upgrades();
     tokio::pin!(conn);
@@ -258,7 +263,8 @@ where
         }
         _ = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
-            if tokio::time::timeout(DRAIN_TIMEOUT, conn).await.is_err() {
+            let drain = if in_flight.load(std::sync::atomic::Ordering::Acquire) > 0 { DRAIN_TIMEOUT } else { IDLE_GRACE };
+            if tokio::time::timeout(drain, conn).await.is_err() {
                 tracing::debug!("connection still busy after the drain timeout; dropped");
             }
         }
@@ -280,12 +286,58 @@ async fn handle(
     req: Request<Incoming>,
     app: Arc<AppState>,
     shutdown: CancellationToken,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
 ) -> Result<Response<AnyBody>, Infallible> {
+    // Counted from the head until the body is sent (the guard lives in the body), for the drain on shutdown.
+    let guard = InFlight::new(in_flight);
     let mut response = route(req, &app, shutdown).await;
     for (k, v) in &app.web.get().headers {
         response.headers_mut().insert(k.clone(), v.clone());
     }
-    Ok(response)
+    Ok(response.map(|inner| Guarded { inner, _guard: guard }.boxed_unsync()))
+}
+
+/// A response body that holds its request's [`InFlight`] until it is sent; sizes pass through, so
+/// `Content-Length` stays.
+struct Guarded {
+    inner: AnyBody,
+    _guard: InFlight,
+}
+
+impl hyper::body::Body for Guarded {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// One request in flight on a connection, until dropped.
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn new(n: Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        n.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 async fn route(req: Request<Incoming>, app: &Arc<AppState>, shutdown: CancellationToken) -> Response<AnyBody> {

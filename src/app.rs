@@ -10,6 +10,7 @@ use crate::genesys::auth::{Credential, TokenSource};
 use crate::genesys::client::{http_client, ApiClient};
 use crate::genesys::RateBudget;
 use crate::model::Readiness;
+use crate::reload::{self, ReloadSource, Reloader};
 use crate::state::{Store, StoreConfig};
 use crate::telemetry::SelfMetrics;
 use anyhow::Context as _;
@@ -34,6 +35,8 @@ pub struct ExporterOptions {
     pub telemetry_path: String,
     /// `--web.config.file`, loaded: TLS, basic auth, response headers.
     pub web: WebConfig,
+    /// Where to re-read the configuration on SIGHUP (and `POST /-/reload`); `None`: no reloads.
+    pub reload: Option<ReloadSource>,
 }
 
 impl ExporterOptions {
@@ -50,6 +53,7 @@ impl ExporterOptions {
             store: StoreConfig::default(),
             telemetry_path: "/metrics".to_owned(),
             web: WebConfig::default(),
+            reload: None,
         }
     }
 }
@@ -89,10 +93,27 @@ impl Exporter {
         let api = ApiClient::new(http, &opts.api_base_url, tokens, budget, metrics.clone());
         let collector = Collector::new(api, store.clone(), metrics.clone(), readiness.clone(), opts.collector.clone());
 
-        let app =
+        let mut app =
             AppState::new(store.clone(), metrics.registry().clone(), readiness.clone(), env!("CARGO_PKG_VERSION"))
                 .with_telemetry_path(opts.telemetry_path.clone())
                 .with_web_config(opts.web.clone());
+        if let Some(source) = opts.reload.clone() {
+            let lifecycle = source.lifecycle;
+            let reloader = Reloader::new(
+                source,
+                opts.collector.shard,
+                collector.shared().clone(),
+                app.web.clone(),
+                metrics.clone(),
+            );
+            reload::on_sighup(reloader.clone(), shutdown.clone());
+            if lifecycle {
+                app = app.with_reload(Arc::new(move || {
+                    let r = reloader.clone();
+                    Box::pin(async move { r.reload().await })
+                }));
+            }
+        }
 
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
@@ -182,6 +203,7 @@ impl ExporterOptions {
             store: store_config(cfg),
             telemetry_path: telemetry_path.to_owned(),
             web: WebConfig::default(),
+            reload: None,
         })
     }
 }
@@ -220,7 +242,31 @@ pub async fn run(config: Config, args: RunArgs, shutdown: CancellationToken) -> 
         &args.web.telemetry_path,
     )?;
     opts.web = load_web_config(&args.web)?;
+    opts.reload = Some(reload_source(&config, &args.web, args.config_file.clone(), args.log.level, false));
     run_with(opts, args.web.listen_address, shutdown).await
+}
+
+/// What a reload re-reads; also applies the file's `log.level`, which overrides the flag.
+fn reload_source(
+    config: &Config,
+    web: &crate::cli::WebArgs,
+    config_file: Option<std::path::PathBuf>,
+    flag_log_level: crate::telemetry::LogLevel,
+    demo: bool,
+) -> ReloadSource {
+    if let Some(level) = config.log.level {
+        if let Err(e) = crate::telemetry::set_log_level(level) {
+            tracing::warn!(err = %e, "could not apply log.level");
+        }
+    }
+    ReloadSource {
+        config_file,
+        web_config_file: web.config_file.clone(),
+        demo,
+        flag_log_level,
+        lifecycle: web.enable_lifecycle,
+        config: config.clone(),
+    }
 }
 
 /// `--web.config.file` (validated already with the other flags; read again here, it is tiny).
@@ -246,6 +292,7 @@ pub async fn demo(config: Config, args: DemoArgs, shutdown: CancellationToken) -
     opts.api_timeout = config.api.timeout;
     opts.telemetry_path = args.web.telemetry_path.clone();
     opts.web = load_web_config(&args.web)?;
+    opts.reload = Some(reload_source(&config, &args.web, args.config_file.clone(), args.log.level, true));
     demo_with(sim, args.sim_listen_address, opts, args.web.listen_address, shutdown).await
 }
 

@@ -7,6 +7,8 @@
 pub mod api;
 pub mod conn;
 pub mod http;
+pub mod lifecycle;
+pub mod limits;
 pub mod negotiate;
 pub mod openmetrics;
 pub mod status;
@@ -15,7 +17,9 @@ pub mod webconfig;
 
 pub use crate::state::Format;
 pub use http::{serve, AppState, SummaryFn};
-pub use webconfig::WebConfig;
+pub use lifecycle::ReloadFn;
+pub use limits::Limits;
+pub use webconfig::{LiveWebConfig, WebConfig};
 
 use prometheus::{Encoder, Registry, TextEncoder};
 

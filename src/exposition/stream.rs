@@ -193,6 +193,8 @@ pub struct Hub {
     max_clients: usize,
     buffer: usize,
     started: std::sync::atomic::AtomicBool,
+    /// WebSocket clients' tasks (they outlive their HTTP connection), so shutdown can wait for their close frames.
+    sockets: tokio_util::task::TaskTracker,
 }
 
 impl std::fmt::Debug for Hub {
@@ -265,6 +267,7 @@ impl Hub {
             max_clients,
             buffer: buffer.max(1),
             started: false.into(),
+            sockets: tokio_util::task::TaskTracker::new(),
         }
     }
 
@@ -355,6 +358,12 @@ impl Hub {
         self.dropped.fetch_add(dropped, Ordering::Relaxed);
     }
 
+    /// After shutdown: wait until every WebSocket client has had its close frame (each is bounded by a timeout).
+    pub(crate) async fn wait_closed(&self) {
+        self.sockets.close();
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT + Duration::from_secs(1), self.sockets.wait()).await;
+    }
+
     fn drop_all(&self, reason: &str) {
         let mut clients = lock(&self.clients);
         self.dropped.fetch_add(clients.len() as u64, Ordering::Relaxed);
@@ -436,7 +445,7 @@ pub async fn serve(
     if let Some(key) = ws_key {
         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
         let upgrade = hyper::upgrade::on(&mut req);
-        tokio::spawn(async move {
+        app.streams.sockets.spawn(async move {
             match upgrade.await {
                 Ok(io) => {
                     let ws =

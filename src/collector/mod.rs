@@ -275,6 +275,12 @@ impl Collector {
         let shared = self.shared.clone();
         let api = shared.reader.api().clone();
         let tasks = tokio_util::task::TaskTracker::new();
+        // From here on every reload is seen by the loop below; one that came before is in the filter already.
+        let mut reloads = shared.settings.subscribe();
+        {
+            let s = reloads.borrow_and_update().clone();
+            *lock(&self.filter) = QueueFilter::new(&s.include, &s.exclude, &s.divisions);
+        }
 
         // Log in first: a wrong secret should fail loudly at start, not as a stream of retries.
         api.tokens().token().await.map_err(CollectorError::Auth)?;
@@ -301,7 +307,6 @@ impl Collector {
             t
         };
         let mut refresh = refresh_every(&shared.settings());
-        let mut reloads = shared.settings.subscribe();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut last_presence_refresh = tokio::time::Instant::now();
         loop {

@@ -7,6 +7,8 @@
 //! scrape (a new connection per scrape, as Prometheus does), and event → received by every reading client.
 //! 200 changes a second, so the slow client's buffers fill and it is dropped during the run.
 //!
+//! Server, clients and the measuring scraper run on separate runtimes (see [`run`]).
+//!
 //! `cargo bench --bench stream_clients` prints the table; `-- --quick` is a few seconds with 50 clients.
 
 #[path = "../tests/support/live.rs"]
@@ -38,31 +40,60 @@ fn waiting_voice(text: &str, id: &str) -> Option<f64> {
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
-async fn run(clients: usize, rounds: usize) -> Figures {
+/// The server, the stream clients and the measuring scraper each get their own runtime, so that what the figures
+/// show is the server's own work competing with its scrapes, not the readers' (which in real life run elsewhere;
+/// here they still share the machine's cores).
+fn run(clients: usize, rounds: usize) -> Figures {
+    let rt = |threads| {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().expect("runtime")
+    };
+    let (server_rt, client_rt) = (rt(2), rt(2));
+    let main_rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let store = Store::default();
     store.set_queues((0..QUEUES).map(|q| meta(&format!("q{q}"), &format!("Queue {q}"), "D")).collect());
     let mut app: Option<AppState> = None;
-    let srv = start(store.clone(), |a| {
+    let srv = server_rt.block_on(start(store.clone(), |a| {
         app = Some(a.clone());
         a
-    })
-    .await;
+    }));
     let app = app.expect("configured");
+    let (slow, readers, progress) = client_rt.block_on(connect(srv.addr, clients));
+    let f = main_rt.block_on(measure(&store, srv.addr, rounds, clients, &progress));
+    let f = Figures { dropped: app.stream_clients_dropped(), ..f };
+    let target = store.live().version();
+    drop(srv);
+    let complete = client_rt.block_on(async {
+        let mut complete = 0;
+        for r in readers {
+            if let Ok(Ok((first, d))) = tokio::time::timeout(Duration::from_secs(30), r).await {
+                if d as u64 >= target - first {
+                    complete += 1;
+                }
+            }
+        }
+        complete
+    });
+    drop(slow);
+    Figures { complete, ..f }
+}
 
+type Readers = Vec<tokio::task::JoinHandle<(u64, usize)>>;
+
+async fn connect(addr: std::net::SocketAddr, clients: usize) -> (Option<SseClient>, Readers, Arc<Vec<AtomicU64>>) {
     let mut slow = None;
     let progress: Arc<Vec<AtomicU64>> = Arc::new((0..clients.saturating_sub(1)).map(|_| AtomicU64::new(0)).collect());
     let mut readers = Vec::new();
     if clients > 0 {
-        let mut s = SseClient::over(tiny_window(srv.addr).await, "/api/v1/stream", &[]).await;
+        let mut s = SseClient::over(tiny_window(addr).await, "/api/v1/stream", &[]).await;
         assert_eq!(s.head().await, 200);
         slow = Some(s);
         for i in 0..clients - 1 {
-            let mut c = SseClient::connect(srv.addr, "/api/v1/stream", &[]).await;
+            let mut c = SseClient::connect(addr, "/api/v1/stream", &[]).await;
             assert_eq!(c.head().await, 200);
             c.parse = false;
             let progress = progress.clone();
             readers.push(tokio::spawn(async move {
-                let mut deltas = 0usize;
+                let (mut first, mut deltas) = (0, 0usize);
                 while let Some(e) = c.next().await {
                     if e.event == "error" {
                         let reason = e.data["reason"].as_str().unwrap_or_default();
@@ -70,16 +101,27 @@ async fn run(clients: usize, rounds: usize) -> Figures {
                         break;
                     }
                     if let Some(id) = e.id {
+                        if e.event == "snapshot" {
+                            first = id;
+                        }
                         deltas += usize::from(e.event == "delta");
                         progress[i].store(id, Ordering::Release);
                     }
                 }
-                deltas
+                (first, deltas)
             }));
         }
     }
-    let first = store.live().version();
+    (slow, readers, progress)
+}
 
+async fn measure(
+    store: &Store,
+    addr: std::net::SocketAddr,
+    rounds: usize,
+    clients: usize,
+    progress: &[AtomicU64],
+) -> Figures {
     let mut f = Figures { apply: vec![], to_metrics: vec![], to_clients: vec![], dropped: 0, complete: 0 };
     let started = Instant::now();
     for round in 0..rounds {
@@ -95,7 +137,7 @@ async fn run(clients: usize, rounds: usize) -> Figures {
         f.apply.push(t0.elapsed());
         let version = store.live().version();
         loop {
-            let r = get(srv.addr, "/metrics", &[]).await;
+            let r = get(addr, "/metrics", &[]).await;
             if waiting_voice(&r.body, &id) == Some(value) {
                 f.to_metrics.push(t0.elapsed());
                 break;
@@ -114,17 +156,6 @@ async fn run(clients: usize, rounds: usize) -> Figures {
         let next = started + Duration::from_millis(25 * (round as u64 + 1));
         tokio::time::sleep_until(next.into()).await;
     }
-    f.dropped = app.stream_clients_dropped();
-    let target = store.live().version();
-    drop(srv);
-    for r in readers {
-        if let Ok(Ok(d)) = tokio::time::timeout(Duration::from_secs(30), r).await {
-            if d as u64 >= target - first {
-                f.complete += 1;
-            }
-        }
-    }
-    drop(slow);
     f
 }
 
@@ -145,13 +176,12 @@ fn pct(v: &[Duration]) -> String {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (clients, rounds) = if quick { (50, 120) } else { (500, 400) };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     println!(
         "| stream clients | apply p50 | p99 | max (ms) | event → /metrics p50 | p99 | max (ms) | event → every client p50 | p99 | max (ms) | slow one dropped | readers with every change |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|---:|");
     for n in [0, clients] {
-        let f = rt.block_on(run(n, rounds));
+        let f = run(n, rounds);
         println!(
             "| {n} | {} | {} | {} | {} | {} |",
             pct(&f.apply),

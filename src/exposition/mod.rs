@@ -8,6 +8,7 @@ pub mod api;
 pub mod http;
 pub mod negotiate;
 pub mod openmetrics;
+pub mod otlp;
 pub mod status;
 pub mod stream;
 pub mod webconfig;

@@ -6,7 +6,7 @@
 //! `opentelemetry-proto` request ourselves and send it with its tonic client (gRPC) or reqwest (HTTP).
 //!
 //! Backpressure: building (the ticker) and sending (one request in flight) are separate tasks joined by a queue of
-//! encoded requests capped at [`OtlpOptions::max_pending`]. A slow or absent backend fills the queue; then the oldest
+//! encoded requests capped at [`OtlpOptions::max_pending`] and [`MAX_PENDING_BYTES`]. A slow or absent backend fills the queue; then the oldest
 //! push is dropped (counted in `genesys_otlp_export_failures_total`), so memory stays bounded and the newest state
 //! wins. Failed sends retry with jittered backoff, oldest first, so a recovered backend sees points in order. The
 //! collector and scrapes never wait on any of it.
@@ -51,6 +51,10 @@ pub struct OtlpOptions {
 
 /// Pushes kept by default: a minute of history at the default 15 s interval.
 pub const DEFAULT_MAX_PENDING: usize = 4;
+
+/// Whatever the count, pending pushes beyond this many bytes are dropped (the newest is always kept). A push is
+/// about as large as the `/metrics` body: ~6 KB per queue, so 10,000 queues make ~60 MB pushes and keep one.
+pub const MAX_PENDING_BYTES: usize = 64 << 20;
 
 impl fmt::Debug for OtlpOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -165,7 +169,8 @@ pub async fn run(
         let len = {
             let mut q = pending.lock();
             q.push_back((seq, body));
-            while q.len() > opts.max_pending.max(1) {
+            let bytes = |q: &VecDeque<(u64, Bytes)>| q.iter().map(|(_, b)| b.len()).sum::<usize>();
+            while q.len() > opts.max_pending.max(1) || (q.len() > 1 && bytes(&q) > MAX_PENDING_BYTES) {
                 q.pop_front();
                 metrics.otlp_export_failures_total.inc();
                 if drops.allow("dropped") {
@@ -279,5 +284,26 @@ async fn send_loop(
         } else if !backoff.sleep(&shutdown).await {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_debug_hides_header_values_and_config_overrides_the_resource() {
+        let mut cfg = crate::config::Config::default();
+        cfg.otlp.endpoint = Some("http://c:4318".to_owned());
+        cfg.otlp.headers.insert("authorization".to_owned(), "Bearer hunter2".to_owned());
+        cfg.otlp.resource_attributes.insert("service.name".to_owned(), "cc-metrics".to_owned());
+        let o = OtlpOptions::from_config(&cfg, default_resource("h:9400", "mypurecloud.ie")).unwrap();
+        let dbg = format!("{o:?}");
+        assert!(!dbg.contains("hunter2") && dbg.contains("authorization"), "{dbg}");
+        assert_eq!(o.resource["service.name"], "cc-metrics");
+        assert_eq!(o.resource["service.instance.id"], "h:9400");
+        assert_eq!(o.resource["genesys.region"], "mypurecloud.ie");
+        cfg.otlp.enabled = Some(false);
+        assert!(OtlpOptions::from_config(&cfg, BTreeMap::new()).is_none());
     }
 }

@@ -17,8 +17,9 @@ use tonic::transport::Channel;
 pub enum SendError {
     #[error("invalid OTLP endpoint (check otlp.endpoint): {0}")]
     Endpoint(String),
+    /// With its causes (reqwest's own text says only "error sending request").
     #[error("OTLP HTTP request failed: {0}")]
-    Http(#[source] reqwest::Error),
+    Http(String),
     #[error("OTLP backend answered HTTP {0}")]
     Status(u16),
     #[error("OTLP gRPC call failed: {code:?}: {message}")]
@@ -137,7 +138,7 @@ impl Sender {
                 } else {
                     req.body(body)
                 };
-                let resp = req.send().await.map_err(|e| SendError::Http(e.without_url()))?;
+                let resp = req.send().await.map_err(|e| SendError::Http(with_causes(&e.without_url())))?;
                 let status = resp.status();
                 if status.is_success() {
                     Ok(())
@@ -168,6 +169,18 @@ impl Sender {
             }
         }
     }
+}
+
+/// `e: cause: cause …`, for errors whose own text hides why (connection refused, timeout).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 #[cfg(test)]

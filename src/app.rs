@@ -11,6 +11,7 @@ use crate::genesys::auth::{Credential, TokenSource};
 use crate::genesys::client::{http_client, ApiClient};
 use crate::genesys::RateBudget;
 use crate::model::Readiness;
+use crate::reload::{self, ReloadSource, Reloader};
 use crate::state::{Store, StoreConfig};
 use crate::telemetry::SelfMetrics;
 use anyhow::Context as _;
@@ -39,6 +40,8 @@ pub struct ExporterOptions {
     pub metrics_enabled: bool,
     /// `otlp.*`, when push is on.
     pub otlp: Option<OtlpOptions>,
+    /// Where to re-read the configuration on SIGHUP (and `POST /-/reload`); `None`: no reloads.
+    pub reload: Option<ReloadSource>,
 }
 
 impl ExporterOptions {
@@ -57,6 +60,7 @@ impl ExporterOptions {
             web: WebConfig::default(),
             metrics_enabled: true,
             otlp: None,
+            reload: None,
         }
     }
 }
@@ -96,11 +100,28 @@ impl Exporter {
         let api = ApiClient::new(http, &opts.api_base_url, tokens, budget, metrics.clone());
         let collector = Collector::new(api, store.clone(), metrics.clone(), readiness.clone(), opts.collector.clone());
 
-        let app =
+        let mut app =
             AppState::new(store.clone(), metrics.registry().clone(), readiness.clone(), env!("CARGO_PKG_VERSION"))
                 .with_telemetry_path(opts.telemetry_path.clone())
                 .with_web_config(opts.web.clone())
                 .with_metrics_enabled(opts.metrics_enabled);
+        if let Some(source) = opts.reload.clone() {
+            let lifecycle = source.lifecycle;
+            let reloader = Reloader::new(
+                source,
+                opts.collector.shard,
+                collector.shared().clone(),
+                app.web.clone(),
+                metrics.clone(),
+            );
+            reload::on_sighup(reloader.clone(), shutdown.clone());
+            if lifecycle {
+                app = app.with_reload(Arc::new(move || {
+                    let r = reloader.clone();
+                    Box::pin(async move { r.reload().await })
+                }));
+            }
+        }
         let pusher = opts.otlp.clone().map(|o| {
             let (store, registry, metrics, token) =
                 (store.clone(), app.registry.clone(), metrics.clone(), shutdown.clone());
@@ -201,6 +222,7 @@ impl ExporterOptions {
             web: WebConfig::default(),
             metrics_enabled: cfg.web.metrics_enabled,
             otlp: None,
+            reload: None,
         })
     }
 }
@@ -240,7 +262,31 @@ pub async fn run(config: Config, args: RunArgs, shutdown: CancellationToken) -> 
     )?;
     opts.web = load_web_config(&args.web)?;
     opts.otlp = otlp_options(&config, args.web.listen_address);
+    opts.reload = Some(reload_source(&config, &args.web, args.config_file.clone(), args.log.level, false));
     run_with(opts, args.web.listen_address, shutdown).await
+}
+
+/// What a reload re-reads; also applies the file's `log.level`, which overrides the flag.
+fn reload_source(
+    config: &Config,
+    web: &crate::cli::WebArgs,
+    config_file: Option<std::path::PathBuf>,
+    flag_log_level: crate::telemetry::LogLevel,
+    demo: bool,
+) -> ReloadSource {
+    if let Some(level) = config.log.level {
+        if let Err(e) = crate::telemetry::set_log_level(level) {
+            tracing::warn!(err = %e, "could not apply log.level");
+        }
+    }
+    ReloadSource {
+        config_file,
+        web_config_file: web.config_file.clone(),
+        demo,
+        flag_log_level,
+        lifecycle: web.enable_lifecycle,
+        config: config.clone(),
+    }
 }
 
 /// `otlp.*` with this instance's identity: `service.instance.id` is `host:port` like Prometheus' `instance`.
@@ -281,6 +327,7 @@ pub async fn demo(config: Config, args: DemoArgs, shutdown: CancellationToken) -
     opts.web = load_web_config(&args.web)?;
     opts.metrics_enabled = config.web.metrics_enabled;
     opts.otlp = otlp_options(&config, args.web.listen_address);
+    opts.reload = Some(reload_source(&config, &args.web, args.config_file.clone(), args.log.level, true));
     demo_with(sim, args.sim_listen_address, opts, args.web.listen_address, shutdown).await
 }
 

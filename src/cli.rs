@@ -90,6 +90,10 @@ pub struct WebArgs {
         env = "GENESYS_EXPORTER_WEB_CONFIG_FILE"
     )]
     pub config_file: Option<PathBuf>,
+    /// Enable POST/PUT /-/reload (reload the config files, as SIGHUP does). Off by default, as in Prometheus:
+    /// anyone who can reach the port could trigger it (basic auth from --web.config.file applies).
+    #[arg(long = "web.enable-lifecycle", env = "GENESYS_EXPORTER_WEB_ENABLE_LIFECYCLE")]
+    pub enable_lifecycle: bool,
 }
 
 impl Default for WebArgs {
@@ -98,6 +102,7 @@ impl Default for WebArgs {
             listen_address: SocketAddr::from(([0, 0, 0, 0], 9888)),
             telemetry_path: "/metrics".to_owned(),
             config_file: None,
+            enable_lifecycle: false,
         }
     }
 }

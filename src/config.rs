@@ -313,6 +313,13 @@ impl Default for WebConfig {
     }
 }
 
+/// `log.*`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogConfig {
+    /// Overrides `--log.level` when set; unlike the flag, a config reload changes it in the running process.
+    pub level: Option<crate::telemetry::LogLevel>,
+}
+
 /// The whole configuration: defaults, overlaid by the file, overlaid by the environment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
@@ -324,6 +331,7 @@ pub struct Config {
     pub histograms: HistogramsConfig,
     pub otlp: OtlpConfig,
     pub web: WebConfig,
+    pub log: LogConfig,
     /// The file this was read from, if any.
     pub file: Option<PathBuf>,
     /// Config keys whose value came from the environment, for naming the right source in problems.
@@ -361,6 +369,7 @@ pub const KEYS: &[&str] = &[
     "otlp.headers",
     "otlp.resource_attributes",
     "web.metrics_enabled",
+    "log.level",
 ];
 
 /// Environment variables and the key each overrides.
@@ -835,6 +844,17 @@ impl Config {
             "otlp.headers" => self.otlp.headers = get_map(path, v)?,
             "otlp.resource_attributes" => self.otlp.resource_attributes = get_map(path, v)?,
             "web.metrics_enabled" => self.web.metrics_enabled = get_bool(path, v)?,
+            "log.level" => {
+                let text = get_string(path, v)?;
+                let level = <crate::telemetry::LogLevel as clap::ValueEnum>::from_str(&text, true).map_err(|_| {
+                    Problem::error(
+                        path,
+                        format!("unknown level `{text}`"),
+                        "use `error`, `warn`, `info`, `debug` or `trace`",
+                    )
+                })?;
+                self.log.level = Some(level);
+            }
             // KEYS and this match are kept in step by the `every_key_is_settable` test.
             _ => return Err(unknown_key(path)),
         }
@@ -1277,12 +1297,21 @@ mod tests {
             serde_json::json!("gzip"),
             serde_json::json!(true),
             serde_json::json!({"a": "b"}),
+            serde_json::json!("debug"),
         ];
         for key in KEYS {
             let mut cfg = Config::default();
             let accepted = values.iter().any(|v| cfg.set_key(key, v).is_ok());
             assert!(accepted, "{key} is in KEYS but set_key accepts nothing for it");
         }
+    }
+
+    #[test]
+    fn log_level_is_a_known_level() {
+        let c = Config::from_yaml("log:\n  level: DEBUG\n").unwrap();
+        assert_eq!(c.log.level, Some(crate::telemetry::LogLevel::Debug));
+        let p = Config::from_yaml("log:\n  level: loud\n").unwrap_err().problems();
+        assert!(p.iter().any(|p| p.field == "log.level" && p.fix.contains("`trace`")), "{p:?}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod config;
 pub mod exposition;
 pub mod genesys;
 pub mod model;
+pub mod reload;
 pub mod sim;
 pub mod state;
 pub mod telemetry;

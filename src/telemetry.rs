@@ -81,21 +81,42 @@ fn build_filter(level: LogLevel, rust_log: Option<&str>) -> (EnvFilter, Option<S
     }
 }
 
+/// Changes the global logger's level (installed by [`init_logging`]).
+type SetLevel = Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
+static SET_LEVEL: std::sync::OnceLock<SetLevel> = std::sync::OnceLock::new();
+
 /// Install the global logger: `format` on stderr, at `level` unless RUST_LOG says otherwise. Call once, first
 /// thing in `main`.
 pub fn init_logging(level: LogLevel, format: LogFormat) -> Result<(), TelemetryError> {
     let rust_log = std::env::var("RUST_LOG").ok();
     let (filter, warning) = build_filter(level, rust_log.as_deref());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Logfmt => builder.event_format(Logfmt).fmt_fields(LogfmtFields).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(true).try_init(),
-    };
-    result.map_err(|_| TelemetryError::AlreadyInstalled)?;
+    macro_rules! install {
+        ($b:expr) => {{
+            let b = $b.with_filter_reloading();
+            let handle = b.reload_handle();
+            b.try_init().map_err(|_| TelemetryError::AlreadyInstalled)?;
+            let _ = SET_LEVEL.set(Box::new(move |f| handle.reload(f).map_err(|e| e.to_string())));
+        }};
+    }
+    match format {
+        LogFormat::Logfmt => install!(builder.event_format(Logfmt).fmt_fields(LogfmtFields)),
+        LogFormat::Json => {
+            install!(builder.json().flatten_event(true).with_current_span(false).with_span_list(true))
+        }
+    }
     if let Some(w) = warning {
         tracing::warn!("{w}");
     }
     Ok(())
+}
+
+/// Change the log level of the running process (config reload). RUST_LOG, when set, still wins: it is the
+/// operator's override. Does nothing before [`init_logging`].
+pub fn set_log_level(level: LogLevel) -> Result<(), String> {
+    let Some(set) = SET_LEVEL.get() else { return Ok(()) };
+    let (filter, _) = build_filter(level, std::env::var("RUST_LOG").ok().as_deref());
+    set(filter)
 }
 
 /// Event formatter for logfmt: `ts=<RFC 3339> level=<lvl> target=<module> msg="<message>" <fields> <span fields>`.
@@ -240,6 +261,13 @@ pub struct SelfMetrics {
     pub otlp_export_failures_total: IntCounter,
     pub otlp_exports_total: IntCounter,
     pub otlp_pending_exports: IntGauge,
+    /// Config reloads (SIGHUP, `POST /-/reload`) by `result` (`success`, `failure`).
+    pub config_reloads_total: IntCounterVec,
+    /// 1 when the last reload applied (or none was tried), 0 when it was refused: as Prometheus's own
+    /// `prometheus_config_last_reload_successful`.
+    pub config_last_reload_successful: IntGauge,
+    /// Unix time of the last configuration that applied (the start, then each successful reload).
+    pub config_last_reload_success_timestamp_seconds: Gauge,
 }
 
 impl SelfMetrics {
@@ -338,11 +366,29 @@ impl SelfMetrics {
                 "genesys_otlp_pending_exports",
                 "OTLP pushes built but not yet accepted by the backend (bounded; the oldest is dropped when full)."
             )),
+            config_reloads_total: reg!(counter_vec(
+                "genesys_config_reloads_total",
+                "Configuration reloads (SIGHUP or POST /-/reload), by result.",
+                "result"
+            )),
+            config_last_reload_successful: reg!(IntGauge::new(
+                "genesys_config_last_reload_successful",
+                "1 when the last configuration reload was applied, 0 when it was refused."
+            )),
+            config_last_reload_success_timestamp_seconds: reg!(Gauge::new(
+                "genesys_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last configuration that was applied (start or reload)."
+            )),
             registry,
         };
         for kind in PAYLOAD_ERROR_KINDS {
             s.payload_errors_total.with_label_values(&[kind]);
         }
+        for result in ["success", "failure"] {
+            s.config_reloads_total.with_label_values(&[result]);
+        }
+        s.config_last_reload_successful.set(1);
+        s.config_last_reload_success_timestamp_seconds.set(crate::model::now_ms() as f64 / 1000.0);
         s.build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), env!("GIT_REVISION")]).set(1);
         #[cfg(target_os = "linux")]
         {

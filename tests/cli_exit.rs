@@ -241,7 +241,14 @@ fn help_lists_the_four_commands() {
     for cmd in ["run", "demo", "simulate", "check"] {
         assert!(text.lines().any(|l| l.trim_start().starts_with(&format!("{cmd} "))), "{cmd} missing:\n{text}");
     }
-    for flag in ["--web.listen-address", "--web.telemetry-path", "--web.config.file", "--config.file", "--log.level"] {
+    for flag in [
+        "--web.listen-address",
+        "--web.telemetry-path",
+        "--web.config.file",
+        "--web.enable-lifecycle",
+        "--config.file",
+        "--log.level",
+    ] {
         assert!(text.contains(flag), "{flag} missing:\n{text}");
     }
     assert!(text.contains("0.0.0.0:9888"), "default listen address missing");

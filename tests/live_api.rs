@@ -1,5 +1,6 @@
 //! The live JSON API on a real server: snapshot (ETag, since, filters, removed), the stream (SSE and WebSocket:
-//! deltas rebuild the snapshot, resume, cap, a slow client among 500 is dropped without slowing the store).
+//! deltas rebuild the snapshot, resume, ids unique across restarts, cap, a slow client among 500 is dropped with
+//! a reason while the others get every change).
 
 #[path = "support/live.rs"]
 mod live;
@@ -12,6 +13,8 @@ use live::*;
 use proptest::prelude::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -274,35 +277,41 @@ async fn stream_clients_beyond_the_cap_get_503() {
     assert!(ok, "a closed client's slot is released");
 }
 
-fn stats(mut v: Vec<Duration>) -> (f64, f64, f64) {
-    v.sort();
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
-    let mean = v.iter().map(|d| us(*d)).sum::<f64>() / v.len() as f64;
-    (mean, us(v[v.len() / 2]), us(v[v.len() * 99 / 100]))
-}
-
-/// Time `n` applies on a plain thread (the collector's writer is not a client of the runtime's workers).
-fn time_applies(store: &Store, n: usize, round: usize) -> Vec<Duration> {
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let q = format!("q{}", i % 50);
-        let u = update(&q, ((i + round) % 17) as f64, Some(1_700_000_000_000 + i as i64), (i % 5) as f64);
-        let t = Instant::now();
-        store.apply(u);
-        out.push(t.elapsed());
-        if i % 5 == 4 {
-            // Paced like a busy org (Genesys sends at most one message per queue per second): 200 changes/s.
-            std::thread::sleep(Duration::from_millis(25));
+/// Bulky changes (~1 KB deltas) on a plain thread until `done` (or 60 s); returns how many. A batch waits until
+/// `caught_up(version)`: the readers share 2 cores with the server (and a debug build), so without this a reader
+/// starved of CPU would fall 256 messages behind and be dropped like the slow one.
+fn churn_until(store: &Store, done: impl Fn() -> bool, caught_up: impl Fn(u64) -> bool) -> usize {
+    let t0 = Instant::now();
+    let mut n = 0;
+    while !done() && t0.elapsed() < Duration::from_secs(60) {
+        while !caught_up(store.live().version()) && t0.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(2));
         }
+        for _ in 0..5 {
+            store.apply(bulky_update(&format!("q{}", n % 50), n, 50));
+            n += 1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
-    out
+    n
 }
 
+/// What a fast reader saw: the last version, the deltas, and (for parsing readers) the rebuilt state.
+type Seen = (u64, usize, BTreeMap<String, Value>);
+
+/// Check one message of a fast reader: deltas come one per version, none missing.
+fn next_version(last: &mut u64, kind: &str, version: u64, who: &str) {
+    if kind == "delta" && *last > 0 {
+        assert_eq!(version, *last + 1, "{who}: a change went missing");
+    }
+    *last = (*last).max(version);
+}
+
+/// Timing figures for this scenario come from `cargo bench --bench stream_clients`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_hundred_clients_and_a_slow_one_never_slow_the_store() {
+async fn five_hundred_clients_and_a_slow_one_is_dropped_with_a_reason_while_the_others_get_every_change() {
     const CLIENTS: usize = 500;
     const WS_CLIENTS: usize = 20;
-    const APPLIES: usize = 1000;
     let store = Store::default();
     store.set_queues((0..50).map(|q| meta(&format!("q{q}"), &format!("Queue {q}"), "D")).collect());
     let mut app = None;
@@ -313,34 +322,28 @@ async fn five_hundred_clients_and_a_slow_one_never_slow_the_store() {
     .await;
     let app = app.unwrap();
 
-    let s = store.clone();
-    let without = tokio::task::spawn_blocking(move || time_applies(&s, APPLIES, 0)).await.unwrap();
+    // The slow client: a tiny receive window, and after the response head it never reads.
+    let mut slow = SseClient::over(tiny_window(srv.addr).await, "/api/v1/stream", &[]).await;
+    assert_eq!(slow.head().await, 200);
 
-    // The slow client: a tiny receive window, and it never reads.
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    let slow = sock.connect(srv.addr).await.unwrap();
-    let mut slow = SseClient::over(slow, "/api/v1/stream", &[]).await;
-
-    let mut readers = Vec::new();
-    let start_all = Instant::now();
+    let mut readers: Vec<tokio::task::JoinHandle<Seen>> = Vec::new();
+    let progress: Arc<Vec<AtomicU64>> = Arc::new((0..CLIENTS - 1).map(|_| AtomicU64::new(0)).collect());
     for i in 0..CLIENTS - 1 {
         let addr = srv.addr;
+        let progress = progress.clone();
         if i < WS_CLIENTS {
             let mut ws = ws_connect(addr).await;
             readers.push(tokio::spawn(async move {
-                let mut state = BTreeMap::new();
-                let mut last = 0;
-                let mut deltas = 0usize;
+                let (mut state, mut last, mut deltas) = (BTreeMap::new(), 0, 0);
                 while let Some(m) = ws_next(&mut ws).await {
-                    if m["type"] == "delta" {
-                        deltas += 1;
+                    assert_ne!(m["type"], "error", "WS client {i} dropped: {m}");
+                    deltas += usize::from(m["type"] == "delta");
+                    let v = fold(&mut state, &m);
+                    if v > 0 {
+                        next_version(&mut last, m["type"].as_str().unwrap(), v, &format!("WS client {i}"));
+                        progress[i].store(last, Ordering::Release);
                     }
-                    if m["type"] == "error" {
-                        panic!("WS client {i} dropped: {m}");
-                    }
-                    last = last.max(fold(&mut state, &m));
-                    if deltas > 0 && last >= FINAL.load(std::sync::atomic::Ordering::Acquire) {
+                    if deltas > 0 && last >= FINAL.load(Ordering::Acquire) {
                         break;
                     }
                 }
@@ -349,21 +352,21 @@ async fn five_hundred_clients_and_a_slow_one_never_slow_the_store() {
         } else {
             let mut c = SseClient::connect(addr, "/api/v1/stream", &[]).await;
             assert_eq!(c.head().await, 200, "client {i}");
-            // A few readers rebuild the state; the others only count (the test's JSON parsing is most of the CPU).
+            // A few readers rebuild the state; the others only check ids (the test's JSON parsing is most of the CPU).
             c.parse = i < WS_CLIENTS + 5;
             readers.push(tokio::spawn(async move {
-                let mut state = BTreeMap::new();
-                let mut last = 0;
-                let mut deltas = 0usize;
+                let (mut state, mut last, mut deltas) = (BTreeMap::new(), 0, 0);
                 while let Some(e) = c.next().await {
-                    if e.event == "error" {
-                        panic!("SSE client {i} dropped: {}", e.data);
+                    assert_ne!(e.event, "error", "SSE client {i} dropped: {}", e.data);
+                    deltas += usize::from(e.event == "delta");
+                    if c.parse {
+                        fold(&mut state, &e.data);
                     }
-                    if e.event == "delta" {
-                        deltas += 1;
+                    if let Some(id) = e.id {
+                        next_version(&mut last, &e.event, id, &format!("SSE client {i}"));
+                        progress[i].store(last, Ordering::Release);
                     }
-                    last = last.max(if c.parse { fold(&mut state, &e.data) } else { e.id.unwrap_or(0) });
-                    if deltas > 0 && last >= FINAL.load(std::sync::atomic::Ordering::Acquire) {
+                    if deltas > 0 && last >= FINAL.load(Ordering::Acquire) {
                         break;
                     }
                 }
@@ -371,77 +374,108 @@ async fn five_hundred_clients_and_a_slow_one_never_slow_the_store() {
             }));
         }
     }
-    assert_eq!(slow.head().await, 200);
-    eprintln!("{} clients connected in {:?}", CLIENTS, start_all.elapsed());
+    let first = store.live().version();
 
-    let s = store.clone();
-    let with = tokio::task::spawn_blocking(move || time_applies(&s, APPLIES, 1)).await.unwrap();
-    // Keep changing (untimed) until the slow client's buffers are full and the server drops it.
-    let s = store.clone();
-    let a2 = app.clone();
-    let extra = tokio::task::spawn_blocking(move || {
-        let mut n = 0;
-        let t0 = Instant::now();
-        while a2.stream_clients() >= CLIENTS && t0.elapsed() < Duration::from_secs(10) {
-            // Bulky changes (200 routing statuses each), so the slow client's kernel buffers fill sooner.
-            for k in 0..5 {
-                let mut u = update(&format!("q{}", (n + k) % 50), 1.0, None, 1.0);
-                u.groups[1].observations = (0..200)
-                    .map(|j| genesys_cloud_exporter::model::Observation {
-                        metric: genesys_cloud_exporter::model::ObsMetric::UserRoutingStatuses,
-                        qualifier: Some(format!("STATUS_{j}")),
-                        value: Some(((n + j) % 7) as f64),
-                    })
-                    .collect();
-                s.apply(u);
+    // Change until the slow client is dropped.
+    let (s, a, p) = (store.clone(), app.clone(), progress.clone());
+    let caught_up = move |v: u64| p.iter().all(|r| r.load(Ordering::Acquire) + 100 >= v);
+    let changes = tokio::task::spawn_blocking(move || churn_until(&s, || a.stream_clients_dropped() > 0, caught_up))
+        .await
+        .unwrap();
+    assert_eq!(app.stream_clients_dropped(), 1, "the slow client is dropped, and only it ({changes} changes)");
+    eprintln!("slow client dropped after {changes} bulky changes");
+    // It is told why once it reads (within the close timeout), then the server closes the connection.
+    slow.parse = false;
+    let slow_reader = tokio::spawn(async move {
+        let mut reason = None;
+        while let Some(e) = tokio::time::timeout(Duration::from_secs(20), slow.next()).await.expect("stream ends") {
+            if e.event == "error" {
+                reason = e.data["reason"].as_str().map(str::to_owned);
             }
-            n += 5;
-            std::thread::sleep(Duration::from_millis(100));
         }
-        n
-    })
-    .await
-    .unwrap();
-    // KNOWN GAP: on loopback the slow client's kernel buffers (and possibly hyper's write buffer) absorb more
-    // than this phase sends, so the drop is reported here rather than asserted; see docs/live-api.md.
-    let slow_dropped = app.stream_clients() == CLIENTS - 1;
-    eprintln!("slow client dropped within the extra phase: {slow_dropped}");
+        reason
+    });
+
     let target = store.live().version();
-    eprintln!("applies done ({extra} extra until the slow client was dropped); target version {target}");
-    FINAL.store(target, std::sync::atomic::Ordering::Release);
+    FINAL.store(target, Ordering::Release);
     // One more change so that a reader parked exactly at the target wakes up and sees FINAL.
     store.apply(update("q0", 99.0, None, 0.0));
-
     let want = tracked(&get(srv.addr, "/api/v1/snapshot", &[]).await.json()["queues"]);
-    eprintln!("waiting for readers");
-    let mut complete = 0;
+
+    let reason = slow_reader.await.unwrap().expect("the slow client was told why it was dropped");
+    assert!(reason.contains("too slow"), "{reason}");
     for r in readers {
         let (last, deltas, state) = tokio::time::timeout(Duration::from_secs(120), r).await.unwrap().unwrap();
         assert!(last >= target, "every fast client got every change");
-        assert!(deltas >= APPLIES + extra, "every change arrived as a delta ({deltas})");
+        assert!(deltas as u64 >= target - first, "every change arrived as a delta ({deltas})");
         if last == target + 1 && !state.is_empty() {
-            assert_eq!(state, want);
+            assert_eq!(state, want, "snapshot + deltas = latest snapshot");
         }
-        complete += 1;
     }
-    eprintln!("readers done");
-    let (m0, p50_0, p99_0) = stats(without);
-    let (m1, p50_1, p99_1) = stats(with);
-    println!("Store::apply without stream clients: mean {m0:.1} µs, median {p50_0:.1} µs, p99 {p99_0:.1} µs ({APPLIES} applies)");
-    println!("Store::apply with {CLIENTS} stream clients (1 never reading): mean {m1:.1} µs, median {p50_1:.1} µs, p99 {p99_1:.1} µs");
-    println!("{complete} fast clients got all {APPLIES}+{extra} deltas");
-    assert!(p50_1 < 3.0 * p50_0 + 20.0, "apply must not grow materially with clients: {p50_0:.1} → {p50_1:.1} µs");
-    if slow_dropped {
-        // The slow one: dropped with a reason, which it reads once it finally reads.
-        let mut reason = None;
-        while let Some(e) = tokio::time::timeout(Duration::from_secs(30), slow.next()).await.unwrap() {
-            if e.event == "error" {
-                reason = Some(e.data["reason"].as_str().unwrap().to_owned());
-            }
-        }
-        let reason = reason.expect("the slow client was told why it was dropped");
-        assert!(reason.contains("too slow"), "{reason}");
-    }
+    assert_eq!(app.stream_clients_dropped(), 1, "no fast client was dropped");
 }
 
-static FINAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_client_that_stops_reading_gets_a_close_frame_with_the_reason() {
+    let store = Store::default();
+    store.set_queues((0..50).map(|q| meta(&format!("q{q}"), &format!("Queue {q}"), "D")).collect());
+    let mut app = None;
+    let srv = start(store.clone(), |a| {
+        app = Some(a.with_stream_limits(10, 16));
+        app.clone().unwrap()
+    })
+    .await;
+    let app = app.unwrap();
+    let tcp = tiny_window(srv.addr).await;
+    let (mut ws, resp) =
+        tokio_tungstenite::client_async(format!("ws://{}/api/v1/stream", srv.addr), tcp).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    let (s, a) = (store.clone(), app.clone());
+    let changes = tokio::task::spawn_blocking(move || churn_until(&s, || a.stream_clients_dropped() > 0, |_| true))
+        .await
+        .unwrap();
+    assert_eq!(app.stream_clients_dropped(), 1, "dropped after {changes} changes");
+    let close = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(f)) => return f,
+                Ok(_) => {}
+                Err(e) => panic!("WebSocket error before the close frame: {e}"),
+            }
+        }
+        None
+    })
+    .await
+    .expect("a close frame");
+    let close = close.expect("the close frame has a reason");
+    assert_eq!(close.code, tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Policy);
+    assert!(close.reason.contains("too slow"), "{}", close.reason);
+}
+
+#[tokio::test]
+async fn an_event_id_from_before_a_restart_gets_a_fresh_snapshot() {
+    let before = store3();
+    for i in 0..20 {
+        before.apply(update("q1", i as f64, None, 1.0));
+    }
+    let old_id = before.live().version();
+    std::thread::sleep(Duration::from_millis(5));
+    // The restarted exporter: same queues, a few changes (so its own versions overlap small old counters).
+    let after = store3();
+    after.apply(update("q2", 4.0, None, 1.0));
+    assert!(after.live().version() > old_id, "versions of a later process lie above an earlier one's");
+    let srv = start(after.clone(), |a| a).await;
+    for header in [("Last-Event-ID", old_id.to_string()), ("Last-Event-ID", "3".to_owned())] {
+        let mut c = SseClient::connect(srv.addr, "/api/v1/stream", &[(header.0, &header.1)]).await;
+        assert_eq!(c.head().await, 200);
+        let e = c.next().await.unwrap();
+        assert_eq!(e.event, "snapshot", "a foreign id {} resumes with a snapshot", header.1);
+        assert_eq!(e.id, Some(after.live().version()));
+        assert_eq!(tracked(&e.data["queues"]).len(), 3);
+    }
+    // The same for ?since= (WebSocket clients resume that way) and the snapshot API.
+    let d = get(srv.addr, &format!("/api/v1/snapshot?since={old_id}"), &[]).await.json();
+    assert_eq!(d["full"], true, "{d}");
+}
+
+static FINAL: AtomicU64 = AtomicU64::new(u64::MAX);

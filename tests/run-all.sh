@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of genesys-cloud-exporter on a fresh Debian machine: installs what the tests need (Debian
-# packages for the real Prometheus/Alertmanager tools), checks formatting and lints, then runs the whole suite.
+# packages for the real Prometheus/Alertmanager tools, Chromium for the status page test), checks formatting and
+# lints, then runs the whole suite.
 # Usage: tests/run-all.sh            (from anywhere; CI calls it through .ci/run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ log() { printf '\n==> %s\n' "$*"; }
 need_pkgs=()
 command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need_pkgs+=(prometheus-alertmanager)
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -41,6 +43,7 @@ cargo test --quiet --bench scrape -- --quick
 cargo test --quiet --bench ingest -- --quick
 cargo test --quiet --bench sim_throughput -- --quick
 cargo test --quiet --bench freshness -- --quick
+cargo test --quiet --bench stream_clients -- --quick
 # Doc tests are not run by nextest.
 cargo test --doc --quiet
 

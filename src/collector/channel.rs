@@ -81,6 +81,11 @@ enum Side {
         result: Result<ReadResult, Error>,
     },
     Renewed(Result<Vec<ChannelTopic>, Error>),
+    /// The channel's subscriptions replaced with `wanted`'s topics on the open socket (queue list changed).
+    Resubscribed {
+        wanted: Vec<String>,
+        result: Result<Vec<ChannelTopic>, Error>,
+    },
     ReseedRetry(Vec<String>),
 }
 
@@ -172,7 +177,7 @@ impl ChannelRunner {
             tracing::info!(channel_id = %info.id, topics = permitted.len(), "notification socket connected");
 
             // 3. Stream until something ends the session.
-            let (exit, healthy) = self.session(ws, info, &permitted, &shutdown).await;
+            let (exit, healthy) = self.session(ws, info, &mut permitted, &mut subscribed_for, &shutdown).await;
             if healthy {
                 backoff.reset();
             }
@@ -281,10 +286,11 @@ impl ChannelRunner {
         &mut self,
         ws: WsStream,
         info: &mut ChannelInfo,
-        permitted: &[String],
+        permitted: &mut Vec<String>,
+        subscribed_for: &mut Vec<String>,
         shutdown: &CancellationToken,
     ) -> (Exit, bool) {
-        let settings = self.shared.settings.clone();
+        let mut settings = self.shared.settings();
         let (mut sink, mut stream) = ws.split();
         // The watchdog runs from the connect; the channel's clock (the queues' data age) only moves on a frame, so
         // a socket that connects but never speaks (a stalled server) never makes its queues look fresh.
@@ -303,17 +309,21 @@ impl ChannelRunner {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.reset();
         let mut renewing = false;
+        let mut resubscribing = false;
         let mut reconcile = tokio::time::interval(settings.reconcile_interval.max(Duration::from_secs(1)));
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reconcile.reset();
 
         let exit = loop {
+            // A config reload changes the heartbeat timeout of open sessions too.
+            settings = self.shared.settings();
             let watchdog = tokio::time::sleep_until(last_frame + settings.heartbeat_timeout);
             let renew = tokio::time::sleep_until(info.renew_at);
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
-                    let _ = sink.send(Message::Close(None)).await;
+                    // A close frame, so the server sees an orderly goodbye rather than a dropped connection.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(None))).await;
                     break Exit::Shutdown;
                 }
                 msg = stream.next() => {
@@ -323,14 +333,14 @@ impl ChannelRunner {
                         Ok(Message::Close(_)) => break Exit::Reconnect { reason: "server_closed", immediate: false },
                         Ok(Message::Binary(b)) => {
                             last_frame = Instant::now();
-                            self.frame_seen(&mut seen_frame, &side, permitted);
+                            self.frame_seen(&mut seen_frame, &side, permitted.as_slice());
                             self.shared.payload_error("malformed", None, &String::from_utf8_lossy(&b));
                             continue;
                         }
                         Ok(_) => {
                             // RFC 6455 ping/pong: alive, but Genesys's health check is the app-level ping.
                             last_frame = Instant::now();
-                            self.frame_seen(&mut seen_frame, &side, permitted);
+                            self.frame_seen(&mut seen_frame, &side, permitted.as_slice());
                             continue;
                         }
                         Err(tungstenite::Error::Capacity(e)) => {
@@ -343,7 +353,7 @@ impl ChannelRunner {
                         }
                     };
                     last_frame = Instant::now();
-                    self.frame_seen(&mut seen_frame, &side, permitted);
+                    self.frame_seen(&mut seen_frame, &side, permitted.as_slice());
                     match self.on_text(text.as_str(), reseeding, &mut held_back) {
                         Some(exit) => break exit,
                         None => continue,
@@ -392,13 +402,39 @@ impl ChannelRunner {
                             reseeding = true;
                             side.push(self.reseed_future(ids, Duration::ZERO));
                         }
+                        Side::Resubscribed { wanted, result } => {
+                            resubscribing = false;
+                            match result {
+                                Ok(entities) => {
+                                    info.schedule_renewal();
+                                    let now = self.permitted_from(&wanted, &entities);
+                                    let added: Vec<String> = now.iter().filter(|q| !permitted.contains(q)).cloned().collect();
+                                    tracing::info!(channel_id = %info.id, added = added.len(), topics = now.len(), "subscriptions changed on the open channel");
+                                    *permitted = now;
+                                    *subscribed_for = wanted;
+                                    if !added.is_empty() {
+                                        // New queues are seeded like a fresh connect's: polled, then re-seeded with
+                                        // their topic messages held back meanwhile.
+                                        self.shared.to_poll(&added, "resubscribe");
+                                        reseeding = true;
+                                        side.push(self.reseed_future(added, Duration::ZERO));
+                                    }
+                                }
+                                Err(Error::Status { status: 404, .. }) => break Exit::NewChannel { reason: "channel_expired" },
+                                Err(e) => {
+                                    // Take the long way: a fresh session subscribes, reconnects and re-seeds.
+                                    tracing::warn!(err = %e, "changing subscriptions failed; reconnecting to resubscribe");
+                                    break Exit::Reconnect { reason: "resubscribe", immediate: true };
+                                }
+                            }
+                        }
                         Side::Renewed(result) => {
                             renewing = false;
                             match result {
                                 Ok(entities) => {
                                     tracing::debug!(channel_id = %info.id, "channel lifetime extended by resubscribing");
                                     info.schedule_renewal();
-                                    let _ = self.permitted_from(permitted, &entities);
+                                    let _ = self.permitted_from(permitted.as_slice(), &entities);
                                 }
                                 Err(Error::Status { status: 404, .. }) => break Exit::NewChannel { reason: "channel_expired" },
                                 Err(e) => {
@@ -436,13 +472,24 @@ impl ChannelRunner {
                     let topics: Vec<String> = self.queues.borrow().iter().map(|q| queue_observations_topic(q)).collect();
                     side.push(async move { Side::Renewed(api.put_subscriptions(&id, &topics, true).await) }.boxed());
                 }
-                r = self.queues.changed() => {
+                r = self.queues.changed(), if !resubscribing => {
                     if r.is_err() {
                         break Exit::Shutdown;
                     }
-                    // New or removed queues: resubscribe on a fresh session (subscribe, reconnect, re-seed) so the
-                    // added queues get their seed through the same ordered path.
-                    break Exit::Reconnect { reason: "resubscribe", immediate: true };
+                    // New or removed queues: replace the subscriptions on the open socket, so the other queues of
+                    // the channel keep streaming (a config reload or a re-listing never drops a socket).
+                    let wanted = self.queues.borrow_and_update().clone();
+                    if wanted.is_empty() {
+                        break Exit::Reconnect { reason: "resubscribe", immediate: true };
+                    }
+                    resubscribing = true;
+                    let api = self.shared.reader.api().clone();
+                    let id = info.id.clone();
+                    side.push(async move {
+                        let topics: Vec<String> = wanted.iter().map(|q| queue_observations_topic(q)).collect();
+                        let result = api.put_subscriptions(&id, &topics, true).await;
+                        Side::Resubscribed { wanted, result }
+                    }.boxed());
                 }
             }
         };

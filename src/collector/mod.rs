@@ -79,7 +79,8 @@ pub struct Shared {
     pub store: Store,
     pub metrics: Arc<SelfMetrics>,
     pub reader: Reader,
-    pub settings: Arc<CollectorSettings>,
+    /// The running settings; a config reload replaces them ([`Shared::update_settings`]).
+    settings: watch::Sender<Arc<CollectorSettings>>,
     pub readiness: Arc<Readiness>,
     pub log: LogLimiter,
     /// Queues served by polling, with why.
@@ -96,6 +97,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The settings in force now. Tasks read them at each use, so a reload reaches running channels.
+    pub fn settings(&self) -> Arc<CollectorSettings> {
+        self.settings.borrow().clone()
+    }
+
+    /// Replace the settings (config reload). Queue filters and the refresh interval take effect at once (with an
+    /// immediate re-discovery); the channel layout (`topics_per_channel`, `max_channels`) and the shard are fixed
+    /// for the life of the process, so those fields keep their running values.
+    pub fn update_settings(&self, mut new: CollectorSettings) {
+        let old = self.settings();
+        new.topics_per_channel = old.topics_per_channel;
+        new.max_channels = old.max_channels;
+        new.shard = old.shard;
+        self.settings.send_replace(Arc::new(new));
+    }
+
     /// Apply one decoded update, counting what could not be used. Returns how many stored values it changed.
     pub fn apply_decoded(&self, d: Decoded, raw: Option<&str>) -> usize {
         for m in &d.unknown_metrics {
@@ -216,7 +233,7 @@ impl Shared {
 /// The collector: owns discovery and the channel runners.
 pub struct Collector {
     shared: Arc<Shared>,
-    filter: QueueFilter,
+    filter: Mutex<QueueFilter>,
 }
 
 struct Slot {
@@ -237,7 +254,7 @@ impl Collector {
             store,
             metrics,
             reader: Reader::new(api),
-            settings: Arc::new(settings),
+            settings: watch::Sender::new(Arc::new(settings)),
             readiness,
             log: LogLimiter::new(Duration::from_secs(60)),
             poll: Mutex::new(BTreeMap::new()),
@@ -245,7 +262,7 @@ impl Collector {
             unseeded: Mutex::new(HashSet::new()),
             presence_refresh: Notify::new(),
         });
-        Collector { shared, filter }
+        Collector { shared, filter: Mutex::new(filter) }
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -277,9 +294,14 @@ impl Collector {
         self.update_channel_gauges(&slots);
         tasks.spawn(poller::run(shared.clone(), shutdown.clone()));
 
-        let mut refresh = tokio::time::interval(shared.settings.refresh_interval.max(Duration::from_secs(1)));
-        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        refresh.reset();
+        let refresh_every = |s: &CollectorSettings| {
+            let mut t = tokio::time::interval(s.refresh_interval.max(Duration::from_secs(1)));
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t.reset();
+            t
+        };
+        let mut refresh = refresh_every(&shared.settings());
+        let mut reloads = shared.settings.subscribe();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut last_presence_refresh = tokio::time::Instant::now();
         loop {
@@ -287,21 +309,17 @@ impl Collector {
                 _ = shutdown.cancelled() => break,
                 _ = refresh.tick() => {
                     self.refresh_presence().await;
-                    match self.discover().await {
-                        Ok(queues) => {
-                            if let Err(e) = self.assign(&queues, &mut slots) {
-                                tracing::error!(err = %e, "queue list change not applied");
-                                continue;
-                            }
-                            self.apply_directory(queues);
-                            while clocks.len() < slots.len() {
-                                let i = clocks.len();
-                                clocks.push(self.spawn_runner(i, &slots[i], &tasks, &shutdown));
-                            }
-                            self.update_channel_gauges(&slots);
-                        }
-                        Err(e) => tracing::warn!(err = %e, "queue re-discovery failed; keeping the current list"),
+                    self.rediscover(&mut slots, &mut clocks, &tasks, &shutdown).await;
+                }
+                r = reloads.changed() => {
+                    if r.is_err() {
+                        continue;
                     }
+                    // A config reload: new filters apply now, not at the next refresh.
+                    let s = reloads.borrow_and_update().clone();
+                    *lock(&self.filter) = QueueFilter::new(&s.include, &s.exclude, &s.divisions);
+                    refresh = refresh_every(&s);
+                    self.rediscover(&mut slots, &mut clocks, &tasks, &shutdown).await;
                 }
                 _ = shared.presence_refresh.notified() => {
                     // An unknown presence id: definitions changed. Refresh at most once a minute.
@@ -327,6 +345,32 @@ impl Collector {
         Ok(())
     }
 
+    /// Re-list the queues and move channels to the new list: existing channels keep their sockets and only
+    /// change subscriptions; new channels are opened when the list outgrows them.
+    async fn rediscover(
+        &self,
+        slots: &mut Vec<Slot>,
+        clocks: &mut Vec<Arc<ChannelClock>>,
+        tasks: &tokio_util::task::TaskTracker,
+        shutdown: &CancellationToken,
+    ) {
+        match self.discover().await {
+            Ok(queues) => {
+                if let Err(e) = self.assign(&queues, slots) {
+                    tracing::error!(err = %e, "queue list change not applied");
+                    return;
+                }
+                self.apply_directory(queues);
+                while clocks.len() < slots.len() {
+                    let i = clocks.len();
+                    clocks.push(self.spawn_runner(i, &slots[i], tasks, shutdown));
+                }
+                self.update_channel_gauges(slots);
+            }
+            Err(e) => tracing::warn!(err = %e, "queue re-discovery failed; keeping the current list"),
+        }
+    }
+
     fn spawn_runner(
         &self,
         index: usize,
@@ -348,7 +392,8 @@ impl Collector {
     async fn discover(&self) -> Result<Vec<QueueMeta>, Error> {
         let all = self.shared.reader.api().list_queues().await?;
         let total = all.len();
-        let selected = directory::select(all, &self.filter, self.shared.settings.shard);
+        let filter = lock(&self.filter).clone();
+        let selected = directory::select(all, &filter, self.shared.settings().shard);
         tracing::info!(listed = total, exported = selected.len(), "queues discovered");
         Ok(selected)
     }
@@ -395,8 +440,9 @@ impl Collector {
 
     /// Keep queues on the channel they are on; put new ones where there is room; open channels as needed.
     fn assign(&self, queues: &[QueueMeta], slots: &mut Vec<Slot>) -> Result<(), CollectorError> {
-        let per = self.shared.settings.topics_per_channel.clamp(1, 1000);
-        let max = self.shared.settings.max_channels.clamp(1, 20);
+        let settings = self.shared.settings();
+        let per = settings.topics_per_channel.clamp(1, 1000);
+        let max = settings.max_channels.clamp(1, 20);
         let needed = queues.len().div_ceil(per);
         if needed > max {
             return Err(CollectorError::TooManyChannels { queues: queues.len(), needed, max });

@@ -10,7 +10,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let period = shared.settings.poll_interval.max(std::time::Duration::from_secs(1));
+    let period_of = |s: &Shared| s.settings().poll_interval.max(std::time::Duration::from_secs(1));
+    let mut period = period_of(&shared);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_start: Option<Instant> = None;
@@ -18,6 +19,12 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        // A reload may have changed the period.
+        if period_of(&shared) != period {
+            period = period_of(&shared);
+            tick = tokio::time::interval_at(Instant::now() + period, period);
+            tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         }
         let ids = shared.poll_ids();
         if ids.is_empty() {

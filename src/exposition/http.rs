@@ -6,8 +6,11 @@
 //! collector's tasks on the same runtime.
 
 use super::api::AnyBody;
+use super::conn::ConnControl;
+use super::lifecycle::ReloadFn;
+use super::limits::Limits;
 use super::negotiate::{content_type, format_for, wants_gzip};
-use super::webconfig::WebConfig;
+use super::webconfig::{LiveWebConfig, WebConfig};
 use super::{encode_into, ExpositionError};
 use crate::model::{now_ms, Readiness};
 use crate::state::Store;
@@ -30,21 +33,17 @@ use tokio_util::task::TaskTracker;
 
 /// How long in-flight requests may take to finish after shutdown was asked for.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client that has not sent its request headers by then is dropped (slowloris).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection with no request in flight may keep the server up after shutdown (a client that is
+/// half-way through sending a head is not worth waiting the drain timeout for).
+const IDLE_GRACE: Duration = Duration::from_millis(500);
 /// Output buffers kept for reuse. A fresh 30–70 MB buffer costs more in page faults than the whole render, so
 /// the last buffers stay allocated between scrapes (two: an HA pair of Prometheus servers scrapes at once).
 const POOLED_BUFFERS: usize = 2;
 /// Scrapes rendered at once; more wait their turn. Each holds a whole body (tens of MB at 300k series), so
 /// unbounded concurrency would turn a burst of scrapers into an out-of-memory kill.
 const MAX_CONCURRENT_RENDERS: usize = 4;
-/// Connections served at once; past this, new ones wait in the kernel's backlog instead of costing memory here.
-/// Stream clients hold theirs for long, so their cap comes on top: a full house of them leaves 512 for scrapes.
-const MAX_CONNECTIONS: usize = 512 + super::stream::MAX_STREAM_CLIENTS;
 /// A TLS client that has not finished its handshake by then is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Request head size limit (hyper's read buffer): a scrape request is a few hundred bytes.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Extra `(label, value)` lines for the landing page's state summary (e.g. notification channels, shard).
 pub type SummaryFn = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
@@ -63,8 +62,12 @@ pub struct AppState {
     pub version: &'static str,
     /// More lines for the landing page's summary.
     pub summary: Option<SummaryFn>,
-    /// `--web.config.file`: TLS, basic auth, extra headers.
-    pub web: WebConfig,
+    /// `--web.config.file`: TLS, basic auth, extra headers; a reload swaps it for new connections and requests.
+    pub web: LiveWebConfig,
+    /// Connection, head-size and slow-client limits.
+    pub limits: Limits,
+    /// `POST /-/reload`; `None` (403) without `--web.enable-lifecycle`.
+    pub reload: Option<ReloadFn>,
     render_slots: Arc<tokio::sync::Semaphore>,
     buffers: Arc<BufferPool>,
     /// `/api/v1/stream` clients.
@@ -136,7 +139,9 @@ impl AppState {
             metrics_enabled: true,
             version,
             summary: None,
-            web: WebConfig::default(),
+            web: LiveWebConfig::default(),
+            limits: Limits::default(),
+            reload: None,
             render_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_RENDERS)),
             buffers: Arc::new(BufferPool::default()),
             streams: Arc::new(super::stream::Hub::new(super::stream::MAX_STREAM_CLIENTS, super::stream::CLIENT_BUFFER)),
@@ -161,7 +166,18 @@ impl AppState {
     }
 
     pub fn with_web_config(mut self, web: WebConfig) -> Self {
-        self.web = web;
+        self.web = LiveWebConfig::new(web);
+        self
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Enable `POST /-/reload` (`--web.enable-lifecycle`).
+    pub fn with_reload(mut self, reload: ReloadFn) -> Self {
+        self.reload = Some(reload);
         self
     }
 }
@@ -172,15 +188,14 @@ type Body = Full<Bytes>;
 pub async fn serve(listener: TcpListener, app: AppState, shutdown: CancellationToken) -> Result<(), ExpositionError> {
     let addr = listener.local_addr().map_err(ExpositionError::Listener)?;
     tracing::info!(address = %addr, telemetry_path = %app.telemetry_path, "serving metrics");
-    let tls = app.web.tls.clone().map(tokio_rustls::TlsAcceptor::from);
-    if tls.is_some() {
+    if app.web.get().tls.is_some() {
         tracing::info!("TLS enabled by --web.config.file");
     }
     let app = Arc::new(app);
     let tracker = TaskTracker::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(tokio::sync::Semaphore::new(app.limits.max_connections));
+    let rejecting = Arc::new(tokio::sync::Semaphore::new(super::limits::MAX_REJECTING));
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else { break };
         let (stream, _peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -193,15 +208,28 @@ pub async fn serve(listener: TcpListener, app: AppState, shutdown: CancellationT
                 }
             },
         };
+        // Read per connection, so a reloaded certificate serves the next handshake.
+        let tls = app.web.get().tls.map(tokio_rustls::TlsAcceptor::from);
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Over the cap: a plain-HTTP client gets a 503 at once; a TLS one (a 503 would cost a handshake) and
+            // anything past the few being turned away are closed.
+            if let (None, Ok(permit)) = (&tls, rejecting.clone().try_acquire_owned()) {
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    super::limits::turn_away(stream).await;
+                });
+            }
+            continue;
+        };
         let app = app.clone();
         let shutdown = shutdown.clone();
-        let tls = tls.clone();
         tracker.spawn(async move {
             let _slot = slot;
+            let (stream, ctl) = super::conn::Controlled::new(stream);
             match tls {
-                None => serve_connection(TokioIo::new(stream), app, shutdown).await,
+                None => serve_connection(TokioIo::new(stream), app, shutdown, ctl).await,
                 Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => serve_connection(TokioIo::new(s), app, shutdown).await,
+                    Ok(Ok(s)) => serve_connection(TokioIo::new(s), app, shutdown, ctl).await,
                     Ok(Err(e)) => tracing::debug!(err = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!("TLS handshake timed out"),
                 },
@@ -211,23 +239,33 @@ pub async fn serve(listener: TcpListener, app: AppState, shutdown: CancellationT
     drop(listener);
     tracker.close();
     tracker.wait().await;
+    // WebSocket stream clients live past their HTTP connection: let them take their close frames.
+    app.streams.wait_closed().await;
     tracing::info!("metrics server stopped");
     Ok(())
 }
 
 /// One HTTP/1.1 connection, plain or TLS, until it ends or shutdown drains it.
-async fn serve_connection<I>(io: I, app: Arc<AppState>, shutdown: CancellationToken)
+async fn serve_connection<I>(io: I, app: Arc<AppState>, shutdown: CancellationToken, ctl: Arc<ConnControl>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let token = shutdown.clone();
-    let svc = service_fn(move |req| handle(req, app.clone(), token.clone()));
+    let handle_ctl = ctl.clone();
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let busy = in_flight.clone();
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_HEAD_BYTES);
+        .header_read_timeout(app.limits.header_read_timeout)
+        // hyper refuses buffers under 8 KiB.
+        .max_buf_size(app.limits.max_head_bytes.max(8192))
+        .max_headers(app.limits.max_headers);
+    let svc = service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(handle_ctl.clone());
+        handle(req, app.clone(), token.clone(), busy.clone())
+    });
     // Upgrades: WebSocket clients of /api/v1/stream.
     let conn = builder.serve_connection(io, svc).with_upgrades();
     tokio::pin!(conn);
@@ -237,9 +275,12 @@ where
                 tracing::debug!(err = %e, "connection ended with an error");
             }
         }
+        // A stream client that stopped reading, past its write deadline.
+        _ = ctl.killed() => {}
         _ = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
-            if tokio::time::timeout(DRAIN_TIMEOUT, conn).await.is_err() {
+            let drain = if in_flight.load(std::sync::atomic::Ordering::Acquire) > 0 { DRAIN_TIMEOUT } else { IDLE_GRACE };
+            if tokio::time::timeout(drain, conn).await.is_err() {
                 tracing::debug!("connection still busy after the drain timeout; dropped");
             }
         }
@@ -261,16 +302,62 @@ async fn handle(
     req: Request<Incoming>,
     app: Arc<AppState>,
     shutdown: CancellationToken,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
 ) -> Result<Response<AnyBody>, Infallible> {
+    // Counted from the head until the body is sent (the guard lives in the body), for the drain on shutdown.
+    let guard = InFlight::new(in_flight);
     let mut response = route(req, &app, shutdown).await;
-    for (k, v) in &app.web.headers {
+    for (k, v) in &app.web.get().headers {
         response.headers_mut().insert(k.clone(), v.clone());
     }
-    Ok(response)
+    Ok(response.map(|inner| Guarded { inner, _guard: guard }.boxed_unsync()))
+}
+
+/// A response body that holds its request's [`InFlight`] until it is sent; sizes pass through, so
+/// `Content-Length` stays.
+struct Guarded {
+    inner: AnyBody,
+    _guard: InFlight,
+}
+
+impl hyper::body::Body for Guarded {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// One request in flight on a connection, until dropped.
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn new(n: Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        n.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 async fn route(req: Request<Incoming>, app: &Arc<AppState>, shutdown: CancellationToken) -> Response<AnyBody> {
-    if let Some(auth) = &app.web.auth {
+    if let Some(auth) = app.web.get().auth {
         let authorization = header(&req, http::header::AUTHORIZATION).map(str::to_owned);
         let auth = auth.clone();
         // bcrypt is deliberately slow: keep it off the async workers.
@@ -281,6 +368,9 @@ async fn route(req: Request<Incoming>, app: &Arc<AppState>, shutdown: Cancellati
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"genesys-cloud-exporter\""));
             return r.map(BodyExt::boxed_unsync);
         }
+    }
+    if req.uri().path() == super::lifecycle::RELOAD_PATH {
+        return super::lifecycle::serve(req, app.reload.clone()).await;
     }
     if super::api::handles(req.uri().path()) {
         return super::api::serve(req, app.clone(), shutdown).await;

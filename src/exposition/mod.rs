@@ -5,7 +5,10 @@
 //! own registry (self-metrics and `process_*`). [`http::serve`] is the HTTP server around it.
 
 pub mod api;
+pub mod conn;
 pub mod http;
+pub mod lifecycle;
+pub mod limits;
 pub mod negotiate;
 pub mod openmetrics;
 pub mod otlp;
@@ -15,7 +18,9 @@ pub mod webconfig;
 
 pub use crate::state::Format;
 pub use http::{serve, AppState, SummaryFn};
-pub use webconfig::WebConfig;
+pub use lifecycle::ReloadFn;
+pub use limits::Limits;
+pub use webconfig::{LiveWebConfig, WebConfig};
 
 use prometheus::{Encoder, Registry, TextEncoder};
 

@@ -6,11 +6,17 @@
 //! snapshot when the log no longer reaches back.
 //!
 //! Fan-out: the store's writer only appends to its change log and wakes one task, the [`Hub`]. The hub builds
-//! each change's message once and `try_send`s it into every client's bounded queue. A client whose queue is full
-//! is dropped with a reason; nobody ever waits for a client, so a slow one cannot slow the collector or the
-//! others.
+//! each change's message once and `try_send`s it into every client's bounded queue. A client whose queue is full,
+//! or that took nothing from a non-empty queue for [`WRITE_TIMEOUT`], is dropped with a reason; nobody ever waits
+//! for a client, so a slow one cannot slow the collector or the others.
+//!
+//! For "queue full" to mean "client not reading", the socket must push back early: a stream client's send buffer
+//! is shrunk to [`SEND_BUFFER`] (kernel autotuning would otherwise absorb megabytes). A dropped client gets a final
+//! `error` message (SSE) or close frame (WebSocket) with the reason; if it cannot take even that within
+//! [`CLOSE_TIMEOUT`], the connection is cut.
 
 use super::api::{error, snapshot_json, AnyBody, Filter, Query};
+use super::conn::ConnControl;
 use super::http::AppState;
 use crate::model::now_ms;
 use crate::state::snapshot::{merge_patch, Change, QueueDoc};
@@ -25,10 +31,11 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value};
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
@@ -40,8 +47,15 @@ pub const MAX_STREAM_CLIENTS: usize = 1000;
 pub const CLIENT_BUFFER: usize = 256;
 /// A keep-alive goes out when nothing else did for this long.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
-/// How long a dropped WebSocket client gets to take its close frame.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a dropped client gets to take its final message (SSE `error`, WebSocket close) before the
+/// connection is cut.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A client that took nothing from its (non-empty) queue for this long is dropped, however short the queue.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `SO_SNDBUF` of stream connections (the kernel doubles it): enough for a wallboard's deltas at any realistic
+/// round-trip time, small enough that a client that stops reading fills its queue within seconds. The initial
+/// snapshot of a large org then takes a few round trips more.
+pub const SEND_BUFFER: usize = 64 * 1024;
 
 /// One message, serialised once and shared by every client it goes to.
 #[derive(Debug)]
@@ -164,15 +178,23 @@ struct Client {
     filter: Filter,
     tx: mpsc::Sender<Arc<Event>>,
     dropped: Arc<Dropped>,
+    /// Messages the client's task took from the queue (to the socket).
+    taken: Arc<AtomicU64>,
+    /// `taken` as the hub last saw it, and since when the client made no progress with a non-empty queue.
+    seen: u64,
+    since: Instant,
 }
 
 /// The fan-out of store changes to stream clients (one per server).
 pub struct Hub {
     clients: Mutex<Vec<Client>>,
     active: AtomicUsize,
+    dropped: AtomicU64,
     max_clients: usize,
     buffer: usize,
     started: std::sync::atomic::AtomicBool,
+    /// WebSocket clients' tasks (they outlive their HTTP connection), so shutdown can wait for their close frames.
+    sockets: tokio_util::task::TaskTracker,
 }
 
 impl std::fmt::Debug for Hub {
@@ -194,6 +216,7 @@ enum Initial {
 /// A registered client's end.
 pub struct Subscription {
     rx: mpsc::Receiver<Arc<Event>>,
+    taken: Arc<AtomicU64>,
     initial: Option<Initial>,
     filter: Filter,
     dropped: Arc<Dropped>,
@@ -209,6 +232,20 @@ impl Drop for Active {
 }
 
 impl Subscription {
+    /// The next queued message (`None` once the hub let go of the client).
+    async fn recv(&mut self) -> Option<Arc<Event>> {
+        let m = self.rx.recv().await;
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        m
+    }
+
+    /// The next message if one is queued.
+    fn try_recv(&mut self) -> Option<Arc<Event>> {
+        let m = self.rx.try_recv().ok()?;
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        Some(m)
+    }
+
     /// The first messages: a snapshot, or the deltas since `Last-Event-ID`.
     fn initial_events(&mut self, max_age_ms: i64) -> Vec<Arc<Event>> {
         match self.initial.take() {
@@ -226,15 +263,22 @@ impl Hub {
         Hub {
             clients: Mutex::new(Vec::new()),
             active: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
             max_clients,
             buffer: buffer.max(1),
             started: false.into(),
+            sockets: tokio_util::task::TaskTracker::new(),
         }
     }
 
     /// Clients connected now.
     pub fn active(&self) -> usize {
         self.active.load(Ordering::Acquire)
+    }
+
+    /// Clients dropped for being too slow (or because the server fell behind) since start.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Register a client; `None` when [`Hub::new`]'s `max_clients` are already connected.
@@ -259,38 +303,71 @@ impl Hub {
         };
         let (tx, rx) = mpsc::channel(self.buffer);
         let dropped = Arc::new(Dropped::default());
-        clients.push(Client { from, filter: filter.clone(), tx, dropped: dropped.clone() });
+        let taken = Arc::new(AtomicU64::new(0));
+        let since = Instant::now();
+        clients.push(Client {
+            from,
+            filter: filter.clone(),
+            tx,
+            dropped: dropped.clone(),
+            taken: taken.clone(),
+            seen: 0,
+            since,
+        });
         self.active.fetch_add(1, Ordering::AcqRel);
-        Some(Subscription { rx, initial: Some(initial), filter, dropped, _active: Active(self.clone()) })
+        Some(Subscription { rx, taken, initial: Some(initial), filter, dropped, _active: Active(self.clone()) })
     }
 
     fn dispatch(&self, changes: &[Change]) {
         let mut clients = lock(&self.clients);
         clients.retain(|c| !c.tx.is_closed());
+        let now = Instant::now();
+        let mut dropped = 0;
         for change in changes {
             let mut forms = Forms::default();
             let buffer = self.buffer;
-            clients.retain(|c| {
+            clients.retain_mut(|c| {
                 if change.version <= c.from {
                     return true;
                 }
                 let Some(ev) = forms.for_client(change, &c.filter) else { return true };
+                let taken = c.taken.load(Ordering::Relaxed);
+                if taken != c.seen || c.tx.capacity() == c.tx.max_capacity() {
+                    (c.seen, c.since) = (taken, now);
+                } else if now.duration_since(c.since) >= WRITE_TIMEOUT {
+                    c.dropped.drop_with(format!(
+                        "client too slow: nothing written to it for {} s; reconnect (with Last-Event-ID) to resume",
+                        WRITE_TIMEOUT.as_secs()
+                    ));
+                    dropped += 1;
+                    return false;
+                }
                 match c.tx.try_send(ev) {
                     Ok(()) => true,
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         c.dropped.drop_with(format!(
                             "client too slow: {buffer} messages queued unread; reconnect (with Last-Event-ID) to resume"
                         ));
+                        dropped += 1;
                         false
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => false,
                 }
             });
         }
+        self.dropped.fetch_add(dropped, Ordering::Relaxed);
+    }
+
+    /// After shutdown: wait until every WebSocket client has had its close frame (each is bounded by a timeout).
+    pub(crate) async fn wait_closed(&self) {
+        self.sockets.close();
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT + Duration::from_secs(1), self.sockets.wait()).await;
     }
 
     fn drop_all(&self, reason: &str) {
-        for c in lock(&self.clients).drain(..) {
+        let mut clients = lock(&self.clients);
+        self.dropped.fetch_add(clients.len() as u64, Ordering::Relaxed);
+        for c in clients.drain(..) {
             c.dropped.drop_with(reason.to_owned());
         }
     }
@@ -317,18 +394,22 @@ async fn run(hub: Weak<Hub>, store: Store, mut cursor: u64) {
     }
 }
 
-fn sse_frame(ev: &Event) -> Bytes {
-    let mut b = Vec::with_capacity(ev.data.len() + 48);
+fn sse_frame(b: &mut Vec<u8>, ev: &Event) {
     if let Some(id) = ev.id {
-        b.extend_from_slice(format!("id: {id}\n").as_bytes());
+        b.extend_from_slice(b"id: ");
+        b.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+        b.push(b'\n');
     }
     b.extend_from_slice(b"event: ");
     b.extend_from_slice(ev.kind.as_bytes());
     b.extend_from_slice(b"\ndata: ");
     b.extend_from_slice(&ev.data);
     b.extend_from_slice(b"\n\n");
-    Bytes::from(b)
 }
+
+/// Messages already queued go out in one body frame up to this size: one write for a burst instead of one per
+/// change, which is most of the fan-out's cost with hundreds of clients.
+const COALESCE_BYTES: usize = 64 * 1024;
 
 /// Serve `/api/v1/stream`: WebSocket when the request asks to upgrade, Server-Sent Events otherwise.
 pub async fn serve(
@@ -357,10 +438,14 @@ pub async fn serve(
         return r;
     };
     let store = app.store.clone();
+    let ctl = req.extensions().get::<Arc<ConnControl>>().cloned();
+    if let Some(ctl) = &ctl {
+        ctl.set_send_buffer(SEND_BUFFER);
+    }
     if let Some(key) = ws_key {
         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
         let upgrade = hyper::upgrade::on(&mut req);
-        tokio::spawn(async move {
+        app.streams.sockets.spawn(async move {
             match upgrade.await {
                 Ok(io) => {
                     let ws =
@@ -381,14 +466,39 @@ pub async fn serve(
         return r;
     }
     let initial: VecDeque<Arc<Event>> = sub.initial_events(store.live().max_age_ms()).into();
-    let state = SseState { initial, sub, store, shutdown, tick: keepalive_timer(), done: false };
+    let finished = CancellationToken::new();
+    if let Some(ctl) = ctl {
+        tokio::spawn(cut_when_stuck(sub.dropped.clone(), finished.clone(), ctl));
+    }
+    let state = SseState {
+        initial,
+        sub,
+        store,
+        shutdown,
+        tick: keepalive_timer(),
+        done: false,
+        _finished: finished.drop_guard(),
+    };
     let body = StreamBody::new(futures_util::stream::unfold(state, sse_next));
     let mut r = Response::new(BodyExt::boxed_unsync(body));
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    // The connection is this stream's alone, so cutting it (see `cut_when_stuck`) never hits another request.
+    h.insert(CONNECTION, HeaderValue::from_static("close"));
     r
+}
+
+/// Once the client is dropped, give it [`CLOSE_TIMEOUT`] to take the rest and the `error` message, then cut the
+/// connection (hyper would otherwise wait forever on a client that does not read).
+async fn cut_when_stuck(dropped: Arc<Dropped>, finished: CancellationToken, ctl: Arc<ConnControl>) {
+    tokio::select! {
+        _ = finished.cancelled() => return,
+        _ = dropped.wait() => {}
+    }
+    tokio::time::sleep(CLOSE_TIMEOUT).await;
+    ctl.kill();
 }
 
 fn keepalive_timer() -> tokio::time::Interval {
@@ -404,6 +514,8 @@ struct SseState {
     shutdown: CancellationToken,
     tick: tokio::time::Interval,
     done: bool,
+    /// Cancels when the body ends (or the client went away) before any drop.
+    _finished: tokio_util::sync::DropGuard,
 }
 
 type SseItem = Result<Frame<Bytes>, Infallible>;
@@ -412,7 +524,11 @@ async fn sse_next(mut st: SseState) -> Option<(SseItem, SseState)> {
     if st.done {
         return None;
     }
-    let frame = |e: &Event| Ok(Frame::data(sse_frame(e)));
+    let frame = |e: &Event| {
+        let mut b = Vec::with_capacity(e.data.len() + 48);
+        sse_frame(&mut b, e);
+        Ok(Frame::data(Bytes::from(b)))
+    };
     if let Some(e) = st.initial.pop_front() {
         return Some((frame(&e), st));
     }
@@ -422,10 +538,21 @@ async fn sse_next(mut st: SseState) -> Option<(SseItem, SseState)> {
             st.done = true;
             error_event("server shutting down")
         }
-        m = st.sub.rx.recv() => match (m, st.sub.dropped.reason()) {
+        m = st.sub.recv() => match (m, st.sub.dropped.reason()) {
             (Some(e), None) => {
                 st.tick.reset();
-                e
+                let mut b = Vec::with_capacity(e.data.len() + 48);
+                sse_frame(&mut b, &e);
+                while b.len() < COALESCE_BYTES {
+                    let Some(e) = st.sub.try_recv() else { break };
+                    if let Some(reason) = st.sub.dropped.reason() {
+                        st.done = true;
+                        sse_frame(&mut b, &error_event(reason));
+                        break;
+                    }
+                    sse_frame(&mut b, &e);
+                }
+                return Some((Ok(Frame::data(Bytes::from(b))), st));
             }
             (_, reason) => {
                 // Dropped: what is still queued would leave the client inconsistent anyway.
@@ -465,7 +592,7 @@ async fn run_ws<S>(
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break (CloseCode::Away, "server shutting down".to_owned()),
-            m = sub.rx.recv() => match (m, dropped.reason()) {
+            m = sub.recv() => match (m, dropped.reason()) {
                 (Some(e), None) => {
                     tick.reset();
                     queue.push_back(e);
@@ -507,5 +634,60 @@ impl AppState {
     /// Stream clients connected now.
     pub fn stream_clients(&self) -> usize {
         self.streams.active()
+    }
+
+    /// Stream clients dropped for being too slow since start.
+    pub fn stream_clients_dropped(&self) -> u64 {
+        self.streams.dropped_total()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::QueueMeta;
+
+    fn meta(id: &str) -> QueueMeta {
+        QueueMeta { id: id.into(), name: id.into(), division_id: "d".into(), division: "D".into() }
+    }
+
+    /// Let the hub's task fan out what the store recorded.
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_write_timeout_drops_a_client_that_takes_nothing_but_not_one_that_was_merely_idle() {
+        let store = Store::default();
+        store.set_queues(vec![meta("q1"), meta("q2")]);
+        let hub = Arc::new(Hub::new(10, 256));
+        let mut reader = hub.subscribe(&store, Filter::default(), None).unwrap();
+        let stuck = hub.subscribe(&store, Filter::default(), None).unwrap();
+        store.set_stale("q1", false);
+        settle().await;
+        assert!(reader.recv().await.is_some());
+        // Nothing happens for longer than the write timeout: the reader's queue was empty all along.
+        tokio::time::sleep(WRITE_TIMEOUT + Duration::from_secs(1)).await;
+        store.set_stale("q2", false);
+        settle().await;
+        assert_eq!(reader.dropped.reason(), None, "an idle stream is not a stuck client");
+        assert!(reader.recv().await.is_some());
+        let why = stuck.dropped.reason().expect("the client that took nothing for the timeout is dropped");
+        assert!(why.contains("nothing written to it for 10 s"), "{why}");
+        assert_eq!(hub.dropped_total(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_the_client_with_a_reason() {
+        let store = Store::default();
+        store.set_queues(vec![meta("q1")]);
+        let hub = Arc::new(Hub::new(10, 4));
+        let sub = hub.subscribe(&store, Filter::default(), None).unwrap();
+        for i in 0..6 {
+            store.set_stale("q1", i % 2 == 0);
+            settle().await;
+        }
+        let why = sub.dropped.reason().expect("dropped");
+        assert!(why.contains("4 messages queued unread"), "{why}");
     }
 }

@@ -115,6 +115,25 @@ impl std::fmt::Debug for WebConfig {
     }
 }
 
+/// The web config in force, swapped whole by a config reload; each connection and request reads it as it starts.
+#[derive(Debug, Clone, Default)]
+pub struct LiveWebConfig(Arc<std::sync::RwLock<WebConfig>>);
+
+impl LiveWebConfig {
+    pub fn new(web: WebConfig) -> Self {
+        LiveWebConfig(Arc::new(std::sync::RwLock::new(web)))
+    }
+
+    /// The config now (cheap: `Arc`s and a few headers).
+    pub fn get(&self) -> WebConfig {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, web: WebConfig) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = web;
+    }
+}
+
 /// Users and their bcrypt hashes. A bcrypt check costs tens of milliseconds by design; a scraper sends the same
 /// credentials every few seconds, so a successful check is remembered by a SHA-256 of user and password (never the
 /// password itself).

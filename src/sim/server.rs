@@ -263,6 +263,8 @@ pub(crate) struct Counters {
     pub(crate) sockets_opened: AtomicU64,
     pub(crate) sockets_open: AtomicU64,
     pub(crate) sockets_closed_slow: AtomicU64,
+    pub(crate) sockets_closed_by_client: AtomicU64,
+    pub(crate) sockets_dropped_by_client: AtomicU64,
     pub(crate) channels_created: AtomicU64,
     pub(crate) channels_evicted: AtomicU64,
     pub(crate) early_after_429: AtomicU64,
@@ -286,6 +288,10 @@ pub struct SimStats {
     pub sockets_opened: u64,
     pub sockets_open: u64,
     pub sockets_closed_slow: u64,
+    /// Sockets the client closed cleanly: it sent a close frame.
+    pub sockets_closed_by_client: u64,
+    /// Sockets whose client went away without a close frame (TCP reset or EOF).
+    pub sockets_dropped_by_client: u64,
     pub channels: u64,
     pub channels_created: u64,
     pub channels_evicted: u64,
@@ -400,6 +406,8 @@ impl Shared {
             sockets_opened: c.sockets_opened.load(Relaxed),
             sockets_open: c.sockets_open.load(Relaxed),
             sockets_closed_slow: c.sockets_closed_slow.load(Relaxed),
+            sockets_closed_by_client: c.sockets_closed_by_client.load(Relaxed),
+            sockets_dropped_by_client: c.sockets_dropped_by_client.load(Relaxed),
             channels,
             channels_created: c.channels_created.load(Relaxed),
             channels_evicted: c.channels_evicted.load(Relaxed),

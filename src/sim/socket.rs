@@ -143,7 +143,14 @@ pub(crate) async fn run(
                         sh.stats.pongs_sent.fetch_add(1, Relaxed);
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(_))) => {
+                    sh.stats.sockets_closed_by_client.fetch_add(1, Relaxed);
+                    break;
+                }
+                None | Some(Err(_)) => {
+                    sh.stats.sockets_dropped_by_client.fetch_add(1, Relaxed);
+                    break;
+                }
                 Some(Ok(_)) => {}
             },
         }

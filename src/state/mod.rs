@@ -172,16 +172,20 @@ impl Store {
         let mut buckets: Vec<f64> = config.wait_buckets.into_iter().filter(|b| b.is_finite()).collect();
         buckets.sort_by(f64::total_cmp);
         buckets.dedup();
+        // Versions start at the creation time in µs, so those of an earlier process (which made fewer than a
+        // million changes a second) lie below this one's: a stream client resuming across a restart with an old
+        // event id gets a fresh snapshot instead of deltas against the wrong base. Below 2^53 (JS-safe) until 2255.
+        let start = u64::try_from(crate::model::now_ms()).unwrap_or(0).saturating_mul(1000);
         Store {
             inner: Arc::new(Inner {
                 media: MediaFilter(config.media_types),
                 max_age_ms,
                 buckets: buckets.into_boxed_slice(),
                 headers: [families::headers(false), families::headers(true)],
-                version: AtomicU64::new(0),
+                version: AtomicU64::new(start),
                 writer: Mutex::new(Writer { queues: HashMap::new(), presence: HashMap::new(), scratch: Vec::new() }),
                 published: RwLock::new(BTreeMap::new()),
-                live: snapshot::Live::new(max_age_ms),
+                live: snapshot::Live::new(max_age_ms, start),
             }),
         }
     }

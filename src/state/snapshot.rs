@@ -97,8 +97,10 @@ pub struct Live {
 }
 
 impl Live {
-    pub(crate) fn new(max_age_ms: i64) -> Self {
-        Live { state: RwLock::new(LiveState::default()), notify: Notify::new(), max_age_ms }
+    /// `start`: the store's first version; anything below it is from another process and gets a full snapshot.
+    pub(crate) fn new(max_age_ms: i64, start: u64) -> Self {
+        let state = LiveState { version: start, log_from: start, ..LiveState::default() };
+        Live { state: RwLock::new(state), notify: Notify::new(), max_age_ms }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, LiveState> {

@@ -204,3 +204,24 @@ pub fn tracked(queues: &serde_json::Value) -> std::collections::BTreeMap<String,
         })
         .collect()
 }
+
+/// An update with `statuses` routing-status counts: a bulky change (a few KB as a delta), to fill a client's
+/// buffers fast.
+pub fn bulky_update(id: &str, round: usize, statuses: usize) -> QueueUpdate {
+    let mut u = update(id, (round % 9) as f64, None, 1.0);
+    u.groups[1].observations = (0..statuses)
+        .map(|j| Observation {
+            metric: ObsMetric::UserRoutingStatuses,
+            qualifier: Some(format!("STATUS_{j}")),
+            value: Some(((round + j) % 7) as f64),
+        })
+        .collect();
+    u
+}
+
+/// A client socket with a tiny receive window, for a client that never reads.
+pub async fn tiny_window(addr: SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(addr).await.unwrap()
+}

@@ -2,6 +2,7 @@
 //! sockets, scrape, and compare with the simulator's ground truth.
 #![allow(dead_code)]
 
+pub mod bin;
 pub mod dashboards;
 pub mod otlp;
 pub mod prom;

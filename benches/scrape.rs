@@ -1,7 +1,10 @@
 //! Scrape cost: render the queue store as Prometheus text for 100 … 20,000 queues, against two baselines:
 //! copying the same bytes (the floor) and the `prometheus` crate's standard encoder on the same series.
 //!
-//! `cargo bench --bench scrape` prints a table; `cargo bench --bench scrape -- --quick` runs one tiny size (the
+//! A second table prices an OTLP push of the same store: converting the text to OTLP metrics and encoding the
+//! request (what the pusher does every `otlp.interval`), and the request's size, which bounds the pusher's queue.
+//!
+//! `cargo bench --bench scrape` prints the tables; `cargo bench --bench scrape -- --quick` runs one tiny size (the
 //! test command does this so the bench keeps compiling and working).
 
 use genesys_cloud_exporter::model::{GroupUpdate, ObsMetric, Observation, QueueMeta, QueueUpdate, Source};
@@ -165,6 +168,43 @@ fn main() {
                 "{:.0}× slower",
                 d.as_secs_f64() / render.as_secs_f64().max(1e-9)
             )),
+        );
+    }
+    otlp_table(sizes);
+}
+
+fn otlp_table(sizes: &[usize]) {
+    use genesys_cloud_exporter::exposition::otlp::{convert, request_of};
+    use prost::Message as _;
+    println!();
+    println!("| queues | OTLP convert (best of 3) | protobuf encode | request bytes | gzip bytes |");
+    println!("|---:|---:|---:|---:|---:|");
+    for &n in sizes {
+        let store = populate(n);
+        let mut buf = Vec::new();
+        store.write_text(Format::Prometheus, genesys_cloud_exporter::model::now_ms(), &mut buf);
+        let stamps = convert::Stamps { start_unix_nano: 1, now_unix_nano: 2 };
+        let mut metrics = Vec::new();
+        let conv = best_of(3, || {
+            let t = Instant::now();
+            metrics = convert::metrics_from_text(&buf, stamps);
+            t.elapsed()
+        });
+        let request = request_of(Default::default(), metrics);
+        let mut bytes = Vec::new();
+        let enc = best_of(3, || {
+            let t = Instant::now();
+            bytes = request.encode_to_vec();
+            t.elapsed()
+        });
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &bytes).unwrap_or_default();
+        let gz_len = gz.finish().map(|v| v.len()).unwrap_or(0);
+        println!(
+            "| {n} | {:.1} ms | {:.1} ms | {} | {gz_len} |",
+            conv.as_secs_f64() * 1e3,
+            enc.as_secs_f64() * 1e3,
+            bytes.len()
         );
     }
 }

@@ -5,6 +5,7 @@ use crate::cli::{CheckArgs, DemoArgs, OutputFormat, RunArgs};
 use crate::collector::shard::Shard;
 use crate::collector::{Collector, CollectorSettings};
 use crate::config::Config;
+use crate::exposition::otlp::{self, OtlpOptions};
 use crate::exposition::{AppState, WebConfig};
 use crate::genesys::auth::{Credential, TokenSource};
 use crate::genesys::client::{http_client, ApiClient};
@@ -35,6 +36,10 @@ pub struct ExporterOptions {
     pub telemetry_path: String,
     /// `--web.config.file`, loaded: TLS, basic auth, response headers.
     pub web: WebConfig,
+    /// `web.metrics_enabled`: serve the telemetry path (else OTLP push is the only output).
+    pub metrics_enabled: bool,
+    /// `otlp.*`, when push is on.
+    pub otlp: Option<OtlpOptions>,
     /// Where to re-read the configuration on SIGHUP (and `POST /-/reload`); `None`: no reloads.
     pub reload: Option<ReloadSource>,
 }
@@ -53,6 +58,8 @@ impl ExporterOptions {
             store: StoreConfig::default(),
             telemetry_path: "/metrics".to_owned(),
             web: WebConfig::default(),
+            metrics_enabled: true,
+            otlp: None,
             reload: None,
         }
     }
@@ -96,7 +103,8 @@ impl Exporter {
         let mut app =
             AppState::new(store.clone(), metrics.registry().clone(), readiness.clone(), env!("CARGO_PKG_VERSION"))
                 .with_telemetry_path(opts.telemetry_path.clone())
-                .with_web_config(opts.web.clone());
+                .with_web_config(opts.web.clone())
+                .with_metrics_enabled(opts.metrics_enabled);
         if let Some(source) = opts.reload.clone() {
             let lifecycle = source.lifecycle;
             let reloader = Reloader::new(
@@ -114,6 +122,11 @@ impl Exporter {
                 }));
             }
         }
+        let pusher = opts.otlp.clone().map(|o| {
+            let (store, registry, metrics, token) =
+                (store.clone(), app.registry.clone(), metrics.clone(), shutdown.clone());
+            tokio::spawn(otlp::run(o, store, registry, metrics, token))
+        });
 
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
@@ -124,6 +137,10 @@ impl Exporter {
                 token.cancel();
             }
             let served = server.await;
+            if let Some(p) = pusher {
+                // It stops with the shutdown token; a panic in it must not hide the collector's result.
+                let _ = p.await;
+            }
             result.context("collector")?;
             served.context("HTTP server task")?.context("HTTP server")?;
             Ok(())
@@ -203,6 +220,8 @@ impl ExporterOptions {
             store: store_config(cfg),
             telemetry_path: telemetry_path.to_owned(),
             web: WebConfig::default(),
+            metrics_enabled: cfg.web.metrics_enabled,
+            otlp: None,
             reload: None,
         })
     }
@@ -242,6 +261,7 @@ pub async fn run(config: Config, args: RunArgs, shutdown: CancellationToken) -> 
         &args.web.telemetry_path,
     )?;
     opts.web = load_web_config(&args.web)?;
+    opts.otlp = otlp_options(&config, args.web.listen_address);
     opts.reload = Some(reload_source(&config, &args.web, args.config_file.clone(), args.log.level, false));
     run_with(opts, args.web.listen_address, shutdown).await
 }
@@ -269,6 +289,19 @@ fn reload_source(
     }
 }
 
+/// `otlp.*` with this instance's identity: `service.instance.id` is `host:port` like Prometheus' `instance`.
+pub fn otlp_options(config: &Config, listen: SocketAddr) -> Option<OtlpOptions> {
+    let instance = format!("{}:{}", otlp::host_name(), listen.port());
+    OtlpOptions::from_config(config, otlp::default_resource(&instance, &region_of(config)))
+}
+
+/// The org's region for `genesys.region`: its domain (`mypurecloud.ie`), or the API host when a base URL is given.
+fn region_of(config: &Config) -> String {
+    let url = config.api_base_url();
+    let host = url.split_once("://").map_or(url.as_str(), |(_, h)| h);
+    host.strip_prefix("api.").unwrap_or(host).trim_end_matches('/').to_owned()
+}
+
 /// `--web.config.file` (validated already with the other flags; read again here, it is tiny).
 pub fn load_web_config(web: &crate::cli::WebArgs) -> anyhow::Result<WebConfig> {
     match &web.config_file {
@@ -292,6 +325,8 @@ pub async fn demo(config: Config, args: DemoArgs, shutdown: CancellationToken) -
     opts.api_timeout = config.api.timeout;
     opts.telemetry_path = args.web.telemetry_path.clone();
     opts.web = load_web_config(&args.web)?;
+    opts.metrics_enabled = config.web.metrics_enabled;
+    opts.otlp = otlp_options(&config, args.web.listen_address);
     opts.reload = Some(reload_source(&config, &args.web, args.config_file.clone(), args.log.level, true));
     demo_with(sim, args.sim_listen_address, opts, args.web.listen_address, shutdown).await
 }

@@ -259,6 +259,8 @@ pub struct SelfMetrics {
     pub stream_drift_total: IntCounter,
     pub poll_cycle_seconds: Gauge,
     pub otlp_export_failures_total: IntCounter,
+    pub otlp_exports_total: IntCounter,
+    pub otlp_pending_exports: IntGauge,
     /// Config reloads (SIGHUP, `POST /-/reload`) by `result` (`success`, `failure`).
     pub config_reloads_total: IntCounterVec,
     /// 1 when the last reload applied (or none was tried), 0 when it was refused: as Prometheus's own
@@ -355,6 +357,14 @@ impl SelfMetrics {
             otlp_export_failures_total: reg!(IntCounter::new(
                 "genesys_otlp_export_failures_total",
                 "OTLP pushes that failed or were dropped."
+            )),
+            otlp_exports_total: reg!(IntCounter::new(
+                "genesys_otlp_exports_total",
+                "OTLP pushes the backend accepted."
+            )),
+            otlp_pending_exports: reg!(IntGauge::new(
+                "genesys_otlp_pending_exports",
+                "OTLP pushes built but not yet accepted by the backend (bounded; the oldest is dropped when full)."
             )),
             config_reloads_total: reg!(counter_vec(
                 "genesys_config_reloads_total",
@@ -541,6 +551,8 @@ mod tests {
             "genesys_stream_drift_total",
             "genesys_poll_cycle_seconds",
             "genesys_otlp_export_failures_total",
+            "genesys_otlp_exports_total",
+            "genesys_otlp_pending_exports",
         ] {
             assert!(names.contains(n), "{n} missing from {names:?}");
         }

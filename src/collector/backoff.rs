@@ -16,6 +16,11 @@ impl Backoff {
         Backoff { base, max, attempt: 0 }
     }
 
+    /// Delays handed out since the last reset (0: the last attempt succeeded).
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+
     pub fn reset(&mut self) {
         self.attempt = 0;
     }

@@ -57,6 +57,8 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
     /// `--web.telemetry-path`, default `/metrics`.
     pub telemetry_path: String,
+    /// `web.metrics_enabled`: `false` answers the telemetry path with 404 (OTLP push is then the only output).
+    pub metrics_enabled: bool,
     pub version: &'static str,
     /// More lines for the landing page's summary.
     pub summary: Option<SummaryFn>,
@@ -134,6 +136,7 @@ impl AppState {
             registry,
             readiness,
             telemetry_path: "/metrics".to_owned(),
+            metrics_enabled: true,
             version,
             summary: None,
             web: LiveWebConfig::default(),
@@ -149,6 +152,11 @@ impl AppState {
         let path = path.into();
         // A path without its leading slash would never match a request.
         self.telemetry_path = if path.starts_with('/') { path } else { format!("/{path}") };
+        self
+    }
+
+    pub fn with_metrics_enabled(mut self, enabled: bool) -> Self {
+        self.metrics_enabled = enabled;
         self
     }
 
@@ -373,7 +381,8 @@ async fn route(req: Request<Incoming>, app: &Arc<AppState>, shutdown: Cancellati
 /// The routes with whole bodies.
 async fn route_whole(req: Request<Incoming>, app: &Arc<AppState>) -> Response<Body> {
     let path = req.uri().path();
-    let known = path == app.telemetry_path || path == "/" || path == "/healthz" || path == "/readyz";
+    let is_metrics = app.metrics_enabled && path == app.telemetry_path;
+    let known = is_metrics || path == "/" || path == "/healthz" || path == "/readyz";
     if !known {
         return text_response(StatusCode::NOT_FOUND, "not found\n");
     }
@@ -383,7 +392,7 @@ async fn route_whole(req: Request<Incoming>, app: &Arc<AppState>) -> Response<Bo
         return r;
     }
     // hyper drops the body of a HEAD response itself and keeps its Content-Length.
-    if path == app.telemetry_path {
+    if is_metrics {
         metrics(&req, app.clone()).await
     } else if path == "/healthz" {
         text_response(StatusCode::OK, "ok\n")
@@ -490,7 +499,10 @@ fn landing(app: &AppState) -> Response<Body> {
         ("/api/v1/snapshot", "Snapshot (JSON)"),
         ("/healthz", "Health"),
         ("/readyz", "Readiness"),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(href, _)| app.metrics_enabled || *href != app.telemetry_path)
+    {
         h.push_str("<li><a href=\"");
         html_escape(&mut h, href);
         h.push_str("\">");

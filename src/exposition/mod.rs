@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod negotiate;
 pub mod openmetrics;
+pub mod otlp;
 pub mod status;
 pub mod stream;
 pub mod webconfig;

@@ -177,46 +177,53 @@ impl TokenSource {
             .map_err(|source| Error::Http { endpoint: ENDPOINT, source: source.without_url() })?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(|source| Error::Http { endpoint: ENDPOINT, source })?;
-        if status == 429 {
-            return Err(Error::RateLimited { endpoint: ENDPOINT, retry_after: Duration::from_secs(5) });
-        }
-        if !(200..300).contains(&status) {
-            // Never echo the body verbatim: it is the login service's text, but keep only the documented fields.
-            let reason = serde_json::from_slice::<OAuthError>(&body)
-                .map(|e| {
-                    let d = e.error_description.or(e.description).unwrap_or_default();
-                    if d.is_empty() {
-                        e.error
-                    } else {
-                        format!("{}: {d}", e.error)
-                    }
-                })
-                .unwrap_or_else(|_| "no error body".to_owned());
-            return if status == 400 || status == 401 || status == 403 {
-                Err(Error::Auth { status, reason })
-            } else {
-                Err(Error::Status {
-                    endpoint: ENDPOINT,
-                    status,
-                    code: "login".into(),
-                    message: reason,
-                    context_id: None,
-                })
-            };
-        }
-        let parsed: TokenResponse =
-            serde_json::from_slice(&body).map_err(|source| Error::Decode { endpoint: ENDPOINT, source })?;
-        let lifetime = Duration::from_secs(parsed.expires_in.max(1));
+        let parsed = read_token_answer(status, &body)?;
+        let generation = self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        Ok(Token::issued(&parsed, started, generation))
+    }
+}
+
+/// The login service's answer as a token response or a typed error. Pure, so it can be fuzzed without a server.
+pub fn read_token_answer(status: u16, body: &[u8]) -> Result<TokenResponse> {
+    const ENDPOINT: &str = "oauth_token";
+    if status == 429 {
+        return Err(Error::RateLimited { endpoint: ENDPOINT, retry_after: Duration::from_secs(5) });
+    }
+    if !(200..300).contains(&status) {
+        // Never echo the body verbatim: it is the login service's text, but keep only the documented fields.
+        let reason = serde_json::from_slice::<OAuthError>(body)
+            .map(|e| {
+                let d = e.error_description.or(e.description).unwrap_or_default();
+                if d.is_empty() {
+                    e.error
+                } else {
+                    format!("{}: {d}", e.error)
+                }
+            })
+            .unwrap_or_else(|_| "no error body".to_owned());
+        return if status == 400 || status == 401 || status == 403 {
+            Err(Error::Auth { status, reason })
+        } else {
+            Err(Error::Status { endpoint: ENDPOINT, status, code: "login".into(), message: reason, context_id: None })
+        };
+    }
+    serde_json::from_slice(body).map_err(|source| Error::Decode { endpoint: ENDPOINT, source })
+}
+
+impl Token {
+    /// The token of `resp`, requested at `started`.
+    pub fn issued(resp: &TokenResponse, started: Instant, generation: u64) -> Token {
+        let lifetime = Duration::from_secs(resp.expires_in.max(1));
         let now_unix = crate::model::now_ms() as f64 / 1000.0;
         // Count the request time against the lifetime: the token's clock started when the server issued it.
         let expires_at = started + lifetime;
-        Ok(Token {
-            value: Credential::new(parsed.access_token),
+        Token {
+            value: Credential::new(resp.access_token.clone()),
             expires_at,
             expires_at_unix: now_unix + lifetime.as_secs_f64() - started.elapsed().as_secs_f64(),
-            generation: self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+            generation,
             lifetime,
-        })
+        }
     }
 }
 

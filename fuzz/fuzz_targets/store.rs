@@ -54,4 +54,9 @@ fuzz_target!(|data: &[u8]| {
     store.write_text(Format::Prometheus, NOW + 60_000, &mut out);
     store.write_text(Format::OpenMetrics, NOW + 60_000, &mut out);
     let _ = store.summary(NOW + 60_000);
+    // The JSON API's documents, as /api/v1/snapshot serves them.
+    let (_, docs) = store.live().docs();
+    for d in docs {
+        drop(d.with_freshness(NOW + 60_000, 180_000).to_string());
+    }
 });

@@ -183,6 +183,9 @@ impl TokenSource {
     }
 }
 
+/// Longest token lifetime believed: 7 days (an OAuth client issues 5 min to 48 h, genesys-api.md §6).
+const MAX_TOKEN_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+
 /// The login service's answer as a token response or a typed error. Pure, so it can be fuzzed without a server.
 pub fn read_token_answer(status: u16, body: &[u8]) -> Result<TokenResponse> {
     const ENDPOINT: &str = "oauth_token";
@@ -213,7 +216,9 @@ pub fn read_token_answer(status: u16, body: &[u8]) -> Result<TokenResponse> {
 impl Token {
     /// The token of `resp`, requested at `started`.
     pub fn issued(resp: &TokenResponse, started: Instant, generation: u64) -> Token {
-        let lifetime = Duration::from_secs(resp.expires_in.max(1));
+        // `expires_in` comes from the wire: a huge value would overflow `Instant + Duration` (a panic). No token lives
+        // longer than the cap; refreshing such a one early costs one login.
+        let lifetime = Duration::from_secs(resp.expires_in.clamp(1, MAX_TOKEN_LIFETIME_SECS));
         let now_unix = crate::model::now_ms() as f64 / 1000.0;
         // Count the request time against the lifetime: the token's clock started when the server issued it.
         let expires_at = started + lifetime;
@@ -235,6 +240,17 @@ mod tests {
     fn credential_is_redacted() {
         let c = Credential::new("hunter2");
         assert_eq!(format!("{c:?} {c}"), "*** ***");
+    }
+
+    #[test]
+    fn a_token_claiming_to_live_forever_does_not_overflow_the_clock() {
+        // Found writing the `token` fuzz target: `expires_in: 18446744073709551615` panicked in `Instant + Duration`.
+        let resp = read_token_answer(200, br#"{"access_token":"t","expires_in":18446744073709551615}"#).unwrap();
+        let now = Instant::now();
+        let t = Token::issued(&resp, now, 1);
+        assert!(!t.needs_refresh(now));
+        assert!(t.refresh_at() > now + Duration::from_secs(24 * 3600));
+        assert!(t.expires_at_unix.is_finite());
     }
 
     #[test]

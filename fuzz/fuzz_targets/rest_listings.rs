@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         }
         2 => {
             if let Ok(Some(c)) = read_answer::<Channel>("notifications_channels", 200, false, body, None) {
-                drop(c.expires.as_deref().and_then(parse_time_ms));
+                let _ = c.expires.as_deref().and_then(parse_time_ms);
             }
         }
         3 => drop(read_answer::<ChannelEntityListing>("notifications_channels", 200, false, body, None)),
@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(Some(l)) =
                 read_answer::<ChannelTopicEntityListing>("notifications_subscriptions", 200, false, body, None)
             {
-                drop(l.entities.iter().filter(|t| t.is_rejected()).count());
+                let _ = l.entities.iter().filter(|t| t.is_rejected()).count();
             }
         }
     }

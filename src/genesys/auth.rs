@@ -177,46 +177,58 @@ impl TokenSource {
             .map_err(|source| Error::Http { endpoint: ENDPOINT, source: source.without_url() })?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(|source| Error::Http { endpoint: ENDPOINT, source })?;
-        if status == 429 {
-            return Err(Error::RateLimited { endpoint: ENDPOINT, retry_after: Duration::from_secs(5) });
-        }
-        if !(200..300).contains(&status) {
-            // Never echo the body verbatim: it is the login service's text, but keep only the documented fields.
-            let reason = serde_json::from_slice::<OAuthError>(&body)
-                .map(|e| {
-                    let d = e.error_description.or(e.description).unwrap_or_default();
-                    if d.is_empty() {
-                        e.error
-                    } else {
-                        format!("{}: {d}", e.error)
-                    }
-                })
-                .unwrap_or_else(|_| "no error body".to_owned());
-            return if status == 400 || status == 401 || status == 403 {
-                Err(Error::Auth { status, reason })
-            } else {
-                Err(Error::Status {
-                    endpoint: ENDPOINT,
-                    status,
-                    code: "login".into(),
-                    message: reason,
-                    context_id: None,
-                })
-            };
-        }
-        let parsed: TokenResponse =
-            serde_json::from_slice(&body).map_err(|source| Error::Decode { endpoint: ENDPOINT, source })?;
-        let lifetime = Duration::from_secs(parsed.expires_in.max(1));
+        let parsed = read_token_answer(status, &body)?;
+        let generation = self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        Ok(Token::issued(&parsed, started, generation))
+    }
+}
+
+/// Longest token lifetime believed: 7 days (an OAuth client issues 5 min to 48 h, genesys-api.md §6).
+const MAX_TOKEN_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+
+/// The login service's answer as a token response or a typed error. Pure, so it can be fuzzed without a server.
+pub fn read_token_answer(status: u16, body: &[u8]) -> Result<TokenResponse> {
+    const ENDPOINT: &str = "oauth_token";
+    if status == 429 {
+        return Err(Error::RateLimited { endpoint: ENDPOINT, retry_after: Duration::from_secs(5) });
+    }
+    if !(200..300).contains(&status) {
+        // Never echo the body verbatim: it is the login service's text, but keep only the documented fields.
+        let reason = serde_json::from_slice::<OAuthError>(body)
+            .map(|e| {
+                let d = e.error_description.or(e.description).unwrap_or_default();
+                if d.is_empty() {
+                    e.error
+                } else {
+                    format!("{}: {d}", e.error)
+                }
+            })
+            .unwrap_or_else(|_| "no error body".to_owned());
+        return if status == 400 || status == 401 || status == 403 {
+            Err(Error::Auth { status, reason })
+        } else {
+            Err(Error::Status { endpoint: ENDPOINT, status, code: "login".into(), message: reason, context_id: None })
+        };
+    }
+    serde_json::from_slice(body).map_err(|source| Error::Decode { endpoint: ENDPOINT, source })
+}
+
+impl Token {
+    /// The token of `resp`, requested at `started`.
+    pub fn issued(resp: &TokenResponse, started: Instant, generation: u64) -> Token {
+        // `expires_in` comes from the wire: a huge value would overflow `Instant + Duration` (a panic). No token lives
+        // longer than the cap; refreshing such a one early costs one login.
+        let lifetime = Duration::from_secs(resp.expires_in.clamp(1, MAX_TOKEN_LIFETIME_SECS));
         let now_unix = crate::model::now_ms() as f64 / 1000.0;
         // Count the request time against the lifetime: the token's clock started when the server issued it.
         let expires_at = started + lifetime;
-        Ok(Token {
-            value: Credential::new(parsed.access_token),
+        Token {
+            value: Credential::new(resp.access_token.clone()),
             expires_at,
             expires_at_unix: now_unix + lifetime.as_secs_f64() - started.elapsed().as_secs_f64(),
-            generation: self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+            generation,
             lifetime,
-        })
+        }
     }
 }
 
@@ -228,6 +240,17 @@ mod tests {
     fn credential_is_redacted() {
         let c = Credential::new("hunter2");
         assert_eq!(format!("{c:?} {c}"), "*** ***");
+    }
+
+    #[test]
+    fn a_token_claiming_to_live_forever_does_not_overflow_the_clock() {
+        // Found writing the `token` fuzz target: `expires_in: 18446744073709551615` panicked in `Instant + Duration`.
+        let resp = read_token_answer(200, br#"{"access_token":"t","expires_in":18446744073709551615}"#).unwrap();
+        let now = Instant::now();
+        let t = Token::issued(&resp, now, 1);
+        assert!(!t.needs_refresh(now));
+        assert!(t.refresh_at() > now + Duration::from_secs(24 * 3600));
+        assert!(t.expires_at_unix.is_finite());
     }
 
     #[test]

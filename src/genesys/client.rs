@@ -116,14 +116,6 @@ impl ApiClient {
             let bytes = resp.bytes().await.map_err(|source| Error::Http { endpoint, source: source.without_url() })?;
 
             match status {
-                200..=299 => {
-                    if bytes.is_empty() || method == reqwest::Method::HEAD {
-                        return Ok(None);
-                    }
-                    return serde_json::from_slice(&bytes)
-                        .map(Some)
-                        .map_err(|source| Error::Decode { endpoint, source });
-                }
                 401 if !retried_auth => {
                     // The token expired early or was revoked: log in again once, then give up.
                     self.tokens.invalidate(token.generation);
@@ -139,14 +131,7 @@ impl ApiClient {
                     tracing::warn!(endpoint, retry_after_seconds = secs, context_id = ?context_id, "rate limited by Genesys");
                     return Err(Error::RateLimited { endpoint, retry_after });
                 }
-                _ => {
-                    let body: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
-                    let context_id = body.context_id.clone().or(context_id);
-                    if status == 403 {
-                        return Err(Error::Forbidden { endpoint, code: body.code, message: body.message });
-                    }
-                    return Err(Error::Status { endpoint, status, code: body.code, message: body.message, context_id });
-                }
+                _ => return read_answer(endpoint, status, method == reqwest::Method::HEAD, &bytes, context_id),
             }
         }
     }
@@ -298,6 +283,30 @@ impl ApiClient {
         let url = self.url("/api/v2/analytics/conversations/aggregates/query");
         Ok(self.send("aggregates_query", priority, reqwest::Method::POST, &url, Some(q)).await?.unwrap_or_default())
     }
+}
+
+/// What an answer other than a first 401 or a 429 means: a 2xx body decoded as `T` (`None` when empty or for HEAD),
+/// else the typed error built from Genesys's `ErrorBody`. Pure, so every REST body can be fuzzed without a server.
+pub fn read_answer<T: DeserializeOwned>(
+    endpoint: &'static str,
+    status: u16,
+    head: bool,
+    body: &[u8],
+    context_id: Option<String>,
+) -> Result<Option<T>> {
+    if (200..=299).contains(&status) {
+        if body.is_empty() || head {
+            return Ok(None);
+        }
+        return serde_json::from_slice(body).map(Some).map_err(|source| Error::Decode { endpoint, source });
+    }
+    // Any body, including none or garbage, still gives the status's error.
+    let body: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
+    let context_id = body.context_id.clone().or(context_id);
+    if status == 403 {
+        return Err(Error::Forbidden { endpoint, code: body.code, message: body.message });
+    }
+    Err(Error::Status { endpoint, status, code: body.code, message: body.message, context_id })
 }
 
 fn header_str<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {

@@ -117,13 +117,14 @@ impl Histogram {
     fn observe(&mut self, bounds: &[f64], value_ms: f64, n: u64) {
         let secs = value_ms / 1000.0;
         let i = bounds.iter().position(|&b| secs <= b).unwrap_or(bounds.len());
-        self.buckets[i] += n;
+        // Saturating: a garbage count from the wire must not wrap (or, in debug builds, panic) the counter.
+        self.buckets[i] = self.buckets[i].saturating_add(n);
     }
 
     /// Cumulative counts, bucket by bucket, ending with `+Inf` (== `count`).
     pub fn cumulative(&self) -> impl Iterator<Item = u64> + '_ {
         self.buckets.iter().scan(0u64, |acc, &b| {
-            *acc += b;
+            *acc = acc.saturating_add(b);
             Some(*acc)
         })
     }
@@ -210,11 +211,11 @@ impl MediaTotals {
             mark.max = max_opt(mark.max, s.max);
             changed = true;
             if let Some(c) = tr.counter() {
-                self.counters[c as usize] += k;
+                self.counters[c as usize] = self.counters[c as usize].saturating_add(k);
             }
             if let Some(h) = tr.histogram() {
                 let hist = &mut self.histograms[h.index()];
-                hist.count += k;
+                hist.count = hist.count.saturating_add(k);
                 hist.sum_ms += grown;
                 for (value, n) in distribute(k, grown, before, s) {
                     hist.observe(bounds, value, n);
@@ -329,6 +330,21 @@ mod tests {
                 stats: AggregateStats { count: Some(offered), ..AggregateStats::default() },
             },
         ]
+    }
+
+    #[test]
+    fn absurd_counts_saturate_instead_of_overflowing() {
+        // Found writing the `store` fuzz target: a wire count of 1e300 is u64::MAX conversations, and the next
+        // interval's count added to it overflowed the counter (a panic in debug builds, a wrap in release).
+        let huge = t(1e300, 1e300, 1.0, 1e300);
+        let mut m = MediaTotals::baseline(B, I1, &[]);
+        m.apply(B, I1, &aggs(huge, 1e300));
+        m.apply(B, I2, &aggs(huge, 1e300));
+        m.apply(B, I3, &aggs(huge, 1e300));
+        assert_eq!(m.counter(CounterMetric::Offered), u64::MAX);
+        let h = m.histogram(HistogramMetric::AnswerWait);
+        assert_eq!(h.count, u64::MAX);
+        assert_eq!(h.cumulative().last(), Some(u64::MAX), "+Inf saturates with the count");
     }
 
     fn answered(t: &MediaTotals) -> (u64, f64, Vec<u64>) {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dashboards;
+pub mod gap;
 pub mod prom;
 pub mod promstack;
 pub mod truth;

@@ -15,7 +15,13 @@ fn lower(s: &str) -> String {
 /// Every disagreement between the samples and the truth, as readable lines (empty = equal). Compares every queue
 /// in the truth; `interval` also compares the current-interval gauges.
 pub fn diff(samples: &[Sample], truth: &Value, interval: bool) -> Vec<String> {
-    let mut out = Vec::new();
+    diff_by_queue(samples, truth, interval).into_values().flatten().collect()
+}
+
+/// [`diff`] keyed by queue id: only queues with a disagreement are present. Queues the truth no longer has but
+/// `/metrics` still exports (a removed queue) count as disagreeing too.
+pub fn diff_by_queue(samples: &[Sample], truth: &Value, interval: bool) -> BTreeMap<String, Vec<String>> {
+    let mut all = BTreeMap::new();
     let presence: BTreeMap<String, (String, String)> = truth["presence_definitions"]
         .as_array()
         .into_iter()
@@ -30,8 +36,9 @@ pub fn diff(samples: &[Sample], truth: &Value, interval: bool) -> Vec<String> {
     let by_queue = index(samples);
     for q in truth["queues"].as_array().into_iter().flatten() {
         let id = q["id"].as_str().unwrap_or("");
+        let mut out = Vec::new();
         let Some(qs) = by_queue.get(id) else {
-            out.push(format!("queue {id} ({}) missing from /metrics", q["name"]));
+            all.insert(id.to_owned(), vec![format!("queue {id} ({}) missing from /metrics", q["name"])]);
             continue;
         };
         let get = |name: &str, want: &[(&str, &str)]| -> Option<f64> {
@@ -135,8 +142,16 @@ pub fn diff(samples: &[Sample], truth: &Value, interval: bool) -> Vec<String> {
                 );
             }
         }
+        if !out.is_empty() {
+            all.insert(id.to_owned(), out);
+        }
     }
-    out
+    let known: std::collections::BTreeSet<&str> =
+        truth["queues"].as_array().into_iter().flatten().filter_map(|q| q["id"].as_str()).collect();
+    for id in by_queue.keys().filter(|id| !known.contains(id.as_str())) {
+        all.insert(id.clone(), vec![format!("queue {id} exported but not in the truth")]);
+    }
+    all
 }
 
 fn index(samples: &[Sample]) -> BTreeMap<String, Vec<&Sample>> {

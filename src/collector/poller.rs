@@ -42,9 +42,13 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             r = shared.reader.read(&ids, Priority::Poll) => r,
         };
         match read {
-            Ok(read) => {
-                // A queue whose stream recovered while the read was in flight keeps its stream source.
+            Ok(mut read) => {
+                // A queue whose stream recovered while the read was in flight was re-seeded after this read was
+                // asked for (it may have waited out a 429 behind the budget): its values are newer, so the read
+                // must not overwrite them, nor its stream source.
                 let still: std::collections::HashSet<String> = shared.poll_ids().into_iter().collect();
+                read.observations.retain(|d| still.contains(&d.update.queue_id));
+                read.aggregates.retain(|u| still.contains(&u.queue_id));
                 shared.apply_read(read);
                 for id in ids.iter().filter(|id| still.contains(*id)) {
                     shared.store.set_source(id, Source::Poll);

@@ -80,12 +80,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let sizes: &[usize] = if quick { &[100] } else { &[100, 1_000, 10_000, 20_000] };
+    // `--sizes 10000,20000` runs only those sizes (one row when iterating on a change).
+    let only: Option<Vec<usize>> = std::env::args()
+        .skip_while(|a| a != "--sizes")
+        .nth(1)
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect());
+    let sizes: Vec<usize> = match (quick, only) {
+        (true, _) => vec![100],
+        (false, Some(s)) => s,
+        (false, None) => vec![100, 1_000, 10_000, 20_000],
+    };
     let per_size = if quick { 20_000 } else { 400_000 };
     println!("| queues | notifications | applied/s (one thread) | latency p50 | latency p99 | max |");
     println!("|---:|---:|---:|---:|---:|---:|");
     let now = genesys_cloud_exporter::model::now_ms();
-    for &n in sizes {
+    for &n in &sizes {
         let store = store(n);
         // Every queue gets each kind once first, so the measured run updates existing series (the steady state).
         let frames: Vec<String> = (0..per_size).map(|k| frame(k % n, k / n, now)).collect();

@@ -130,10 +130,19 @@ fn best_of(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let sizes: &[usize] = if quick { &[100] } else { &[100, 1_000, 10_000, 20_000] };
+    // `--sizes 10000,20000` runs only those sizes (one row when iterating on a change).
+    let only: Option<Vec<usize>> = std::env::args()
+        .skip_while(|a| a != "--sizes")
+        .nth(1)
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect());
+    let sizes: Vec<usize> = match (quick, only) {
+        (true, _) => vec![100],
+        (false, Some(s)) => s,
+        (false, None) => vec![100, 1_000, 10_000, 20_000],
+    };
     println!("| queues | series | bytes | render (best of 5) | memcpy same bytes | ratio | prometheus crate encoder | ratio |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for &n in sizes {
+    for &n in &sizes {
         let store = populate(n);
         let mut buf = Vec::new();
         let now = genesys_cloud_exporter::model::now_ms();

@@ -5,7 +5,7 @@
 //! formats only what moves with the clock: data age, source, stale and the longest-waiting/interacting seconds.
 //! Sample lines are identical in Prometheus text 0.0.4 and OpenMetrics 1.0; only the family headers differ.
 
-use super::families::{LabelSet, Part, Stat, ValueSource, FAMILIES, FAMILY_COUNT};
+use super::families::{FamilyId, LabelSet, Part, Stat, ValueSource, FAMILIES, FAMILY_COUNT};
 use super::queue::QueueState;
 use super::text::{escape_label, write_float_label, write_int, write_ms_as_seconds, write_value};
 use super::PresenceTable;
@@ -142,6 +142,89 @@ fn push_head(
     dynamic.push(DynLine { head: (from as u32, (buf.len() - prefix_end) as u32), value });
 }
 
+/// `queue_id="…",queue="…"`: the labels that open every line of the queue.
+fn queue_labels(buf: &mut Vec<u8>, q: &QueueState) {
+    buf.extend_from_slice(b"queue_id=\"");
+    escape_label(buf, &q.meta.id);
+    buf.extend_from_slice(b"\",queue=\"");
+    escape_label(buf, &q.meta.name);
+    buf.push(b'"');
+}
+
+/// Index of the first counter/histogram family: [`MediaTotalsText`] slot `k` is family `TOTALS_FIRST + k`.
+const TOTALS_FIRST: usize = FamilyId::OfferedTotal as usize;
+const TOTALS_COUNT: usize = FamilyId::Handle as usize + 1 - TOTALS_FIRST;
+
+/// One media type's counter and histogram lines (up to ~40), kept between renders: an aggregate message
+/// changes one media type, so only its lines are formatted again and the others are copied.
+#[derive(Debug)]
+pub(crate) struct MediaTotalsText {
+    buf: Box<[u8]>,
+    bounds: [u32; TOTALS_COUNT + 1],
+}
+
+impl MediaTotalsText {
+    fn slot(&self, k: usize) -> &[u8] {
+        &self.buf[self.bounds[k] as usize..self.bounds[k + 1] as usize]
+    }
+}
+
+/// Format the counter and histogram lines of every media type whose text was dropped (by a change of its
+/// totals or of the queue's labels). Runs before [`render`], which then only copies.
+pub(crate) fn fill_totals_text(q: &mut QueueState, buckets: &[f64], scratch: &mut Vec<u8>) {
+    let QueueState { totals, totals_text, .. } = &mut *q;
+    if totals.keys().all(|m| totals_text.contains_key(m)) {
+        return;
+    }
+    let buf = scratch;
+    buf.clear();
+    queue_labels(buf, q);
+    let prefix_end = buf.len();
+    let QueueState { totals, totals_text, .. } = &mut *q;
+    for (media, t) in totals.iter() {
+        if totals_text.contains_key(media) {
+            continue;
+        }
+        buf.truncate(prefix_end);
+        let mut bounds = [0u32; TOTALS_COUNT + 1];
+        for (k, def) in FAMILIES[TOTALS_FIRST..TOTALS_FIRST + TOTALS_COUNT].iter().enumerate() {
+            bounds[k] = (buf.len() - prefix_end) as u32;
+            match def.value {
+                ValueSource::Counter(c) => {
+                    open_line(buf, def.name, prefix_end);
+                    label(buf, "media_type", media);
+                    close_int(buf, t.counter(c));
+                }
+                ValueSource::Histogram(h) => {
+                    let hist = t.histogram(h);
+                    // `le` as OpenMetrics' canonical float (`5.0`), which the 0.0.4 text reads as the same number
+                    // (and Prometheus 3 normalises to): one spelling for both formats.
+                    for (i, cum) in hist.cumulative().enumerate() {
+                        open_suffixed(buf, def.name, "_bucket", prefix_end);
+                        label(buf, "media_type", media);
+                        buf.extend_from_slice(b",le=\"");
+                        match buckets.get(i) {
+                            Some(&b) => write_float_label(buf, b),
+                            None => buf.extend_from_slice(b"+Inf"),
+                        }
+                        buf.push(b'"');
+                        close_int(buf, cum);
+                    }
+                    open_suffixed(buf, def.name, "_sum", prefix_end);
+                    label(buf, "media_type", media);
+                    close_line(buf, hist.sum_ms / 1000.0);
+                    open_suffixed(buf, def.name, "_count", prefix_end);
+                    label(buf, "media_type", media);
+                    close_int(buf, hist.count);
+                }
+                _ => {}
+            }
+        }
+        bounds[TOTALS_COUNT] = (buf.len() - prefix_end) as u32;
+        totals_text.insert(media.clone(), MediaTotalsText { buf: Box::from(&buf[prefix_end..]), bounds });
+    }
+}
+
 /// Render `q`'s text: whole lines of the pre-rendered families and the heads of the scrape-time lines. `scratch`
 /// is reused between calls so that the text costs exactly one allocation. The counter and histogram families
 /// are taken from `reuse` when given (their values and the queue's labels have not changed since it was
@@ -149,17 +232,12 @@ fn push_head(
 pub(crate) fn render(
     q: &QueueState,
     presence: &PresenceTable,
-    buckets: &[f64],
     reuse: Option<&RenderedQueue>,
     scratch: &mut Vec<u8>,
 ) -> RenderedQueue {
     let buf = scratch;
     buf.clear();
-    buf.extend_from_slice(b"queue_id=\"");
-    escape_label(buf, &q.meta.id);
-    buf.extend_from_slice(b"\",queue=\"");
-    escape_label(buf, &q.meta.name);
-    buf.push(b'"');
+    queue_labels(buf, q);
     // The queue labels open every line; they are copied from here and cut off at the end.
     let prefix_end = buf.len();
 
@@ -172,7 +250,7 @@ pub(crate) fn render(
     let mut tbuf: Vec<u8> = Vec::new();
     let mut tbounds = [0u32; FAMILY_COUNT + 1];
     if reuse.is_none() {
-        tbuf.reserve(prefix_end + 256 * q.totals.len());
+        tbuf.reserve(prefix_end + q.totals_text.values().map(|t| t.buf.len()).sum::<usize>());
         tbuf.extend_from_slice(&buf[..prefix_end]);
     }
     for def in &FAMILIES {
@@ -272,37 +350,13 @@ pub(crate) fn render(
                 }
             }
             ValueSource::Counter(_) | ValueSource::Histogram(_) if reuse.is_some() => {}
-            ValueSource::Counter(c) => {
-                let buf = &mut tbuf;
-                for (media, t) in &q.totals {
-                    open_line(buf, def.name, prefix_end);
-                    label(buf, "media_type", media);
-                    close_int(buf, t.counter(c));
-                }
-            }
-            ValueSource::Histogram(h) => {
-                let buf = &mut tbuf;
-                for (media, t) in &q.totals {
-                    let hist = t.histogram(h);
-                    // `le` as OpenMetrics' canonical float (`5.0`), which the 0.0.4 text reads as the same number
-                    // (and Prometheus 3 normalises to): one spelling for both formats.
-                    for (i, cum) in hist.cumulative().enumerate() {
-                        open_suffixed(buf, def.name, "_bucket", prefix_end);
-                        label(buf, "media_type", media);
-                        buf.extend_from_slice(b",le=\"");
-                        match buckets.get(i) {
-                            Some(&b) => write_float_label(buf, b),
-                            None => buf.extend_from_slice(b"+Inf"),
-                        }
-                        buf.push(b'"');
-                        close_int(buf, cum);
+            ValueSource::Counter(_) | ValueSource::Histogram(_) => {
+                let slot = def.id as usize - TOTALS_FIRST;
+                for media in q.totals.keys() {
+                    // `fill_totals_text` ran before this render: every media type has its text.
+                    if let Some(t) = q.totals_text.get(media) {
+                        tbuf.extend_from_slice(t.slot(slot));
                     }
-                    open_suffixed(buf, def.name, "_sum", prefix_end);
-                    label(buf, "media_type", media);
-                    close_line(buf, hist.sum_ms / 1000.0);
-                    open_suffixed(buf, def.name, "_count", prefix_end);
-                    label(buf, "media_type", media);
-                    close_int(buf, hist.count);
                 }
             }
             ValueSource::DataAge => push_head(buf, prefix_end, &mut dynamic, def.name, None, DynValue::Age),

@@ -456,20 +456,20 @@ impl Row<'_> {
         }
     }
 
-    /// The value of a scrape-time line, with its newline, into `tmp`.
-    fn value(&self, v: DynValue, now_ms: i64, tmp: &mut Vec<u8>) {
-        tmp.clear();
+    /// Append the value of a scrape-time line, with its newline, to `out`.
+    fn value(&self, v: DynValue, now_ms: i64, out: &mut Vec<u8>) {
         match v {
-            DynValue::Since(start) => write_ms_as_seconds(tmp, start.map_or(0, |s| (now_ms - s).max(0))),
-            DynValue::Age => write_ms_as_seconds(tmp, self.fresh.age_ms),
-            DynValue::Source(s) => tmp.push(if s == self.fresh.source { b'1' } else { b'0' }),
-            DynValue::Stale => tmp.push(if self.fresh.stale { b'1' } else { b'0' }),
+            DynValue::Since(start) => write_ms_as_seconds(out, start.map_or(0, |s| (now_ms - s).max(0))),
+            DynValue::Age => write_ms_as_seconds(out, self.fresh.age_ms),
+            DynValue::Source(s) => out.push(if s == self.fresh.source { b'1' } else { b'0' }),
+            DynValue::Stale => out.push(if self.fresh.stale { b'1' } else { b'0' }),
         }
-        tmp.push(b'\n');
+        out.push(b'\n');
     }
 
-    /// Bytes family `i` of this queue takes in the output.
-    fn len_of(&self, i: usize, pre_rendered: bool, now_ms: i64, tmp: &mut Vec<u8>) -> usize {
+    /// Bytes family `i` of this queue takes in the output. Scrape-time values are formatted into `values` (and
+    /// their lengths pushed to `lens`), in the order pass 2 copies them.
+    fn len_of(&self, i: usize, pre_rendered: bool, now_ms: i64, values: &mut Vec<u8>, lens: &mut Vec<u8>) -> usize {
         if pre_rendered {
             return self.text.family(i).len();
         }
@@ -477,8 +477,12 @@ impl Row<'_> {
             .dynamic(i)
             .iter()
             .map(|l| {
-                self.value(l.value, now_ms, tmp);
-                (l.head.1 - l.head.0) as usize + tmp.len()
+                let from = values.len();
+                self.value(l.value, now_ms, values);
+                let n = values.len() - from;
+                // A value is at most 21 bytes (an i64 of milliseconds as seconds, plus the newline).
+                lens.push(n as u8);
+                (l.head.1 - l.head.0) as usize + n
             })
             .sum()
     }
@@ -504,7 +508,9 @@ pub(crate) fn write_all(
     max_age_ms: i64,
     out: &mut Vec<u8>,
 ) {
-    let mut tmp = Vec::with_capacity(32);
+    // Every scrape-time value, formatted once in pass 1 and copied in pass 2.
+    let mut values: Vec<u8> = Vec::with_capacity(entries.len() * 48);
+    let mut lens: Vec<u8> = Vec::with_capacity(entries.len() * 12);
     let mut family_len = [0usize; FAMILY_COUNT];
     let rows: Vec<Row<'_>> = entries
         .iter()
@@ -516,7 +522,7 @@ pub(crate) fn write_all(
             };
             for (i, def) in FAMILIES.iter().enumerate() {
                 if row.shows(def.part) {
-                    family_len[i] += row.len_of(i, def.pre_rendered(), now_ms, &mut tmp);
+                    family_len[i] += row.len_of(i, def.pre_rendered(), now_ms, &mut values, &mut lens);
                 }
             }
             row
@@ -546,6 +552,7 @@ pub(crate) fn write_all(
         }
     }
 
+    let (mut vi, mut vo) = (0usize, 0usize);
     for row in &rows {
         let t = row.text;
         for (i, def) in FAMILIES.iter().enumerate() {
@@ -557,8 +564,10 @@ pub(crate) fn write_all(
             } else {
                 for line in t.dynamic(i) {
                     put(out, &mut cursor[i], &t.buf[line.head.0 as usize..line.head.1 as usize]);
-                    row.value(line.value, now_ms, &mut tmp);
-                    put(out, &mut cursor[i], &tmp);
+                    let n = usize::from(lens[vi]);
+                    put(out, &mut cursor[i], &values[vo..vo + n]);
+                    vi += 1;
+                    vo += n;
                 }
             }
         }

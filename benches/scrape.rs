@@ -178,7 +178,12 @@ fn main() {
             "| {n} | {series} | {} | {:.2} ms | {} | {:.2} ms | {:.1}× | {} | {} |",
             buf.len(),
             render.as_secs_f64() * 1e3,
-            if render_cpu == u64::MAX { "—".to_owned() } else { format!("{:.2} ms", render_cpu as f64 / 1e6) },
+            // schedstat moves at scheduler events: a run shorter than a tick can read 0, which means "unknown".
+            if render_cpu == u64::MAX || render_cpu == 0 {
+                "—".to_owned()
+            } else {
+                format!("{:.2} ms", render_cpu as f64 / 1e6)
+            },
             memcpy.as_secs_f64() * 1e3,
             render.as_secs_f64() / memcpy.as_secs_f64().max(1e-9),
             crate_time.map_or("—".to_owned(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3)),

@@ -219,13 +219,9 @@ impl Store {
         let Writer { queues, presence, scratch } = w;
         let Some(q) = queues.get_mut(id) else { return };
         if rerender {
-            // The counter/histogram text is shared with the previous render unless it changed.
-            let reuse = (!q.totals_dirty).then(|| q.text.clone());
-            if reuse.is_none() {
-                render::fill_totals_text(q, &self.inner.buckets, scratch);
-            }
-            q.text = Arc::new(render::render(q, presence, reuse.as_deref(), scratch));
-            q.totals_dirty = false;
+            // Counter/histogram lines are formatted only for the media types whose totals changed.
+            render::fill_totals_text(q, &self.inner.buckets, scratch);
+            q.text = Arc::new(render::render(q, presence, scratch));
         }
         q.version = version;
         let entry = Arc::new(entry_of(q));

@@ -46,10 +46,8 @@ pub(crate) struct QueueState {
     /// Counters and histograms grown from the intervals, by media type. Unlike `intervals`, never withdrawn by
     /// an interval's end: they live as long as the queue is in the directory.
     pub totals: BTreeMap<String, MediaTotals>,
-    /// The totals or the queue's labels changed since the last render: render the totals' text again.
-    pub totals_dirty: bool,
     /// The formatted lines of `totals`, by media type; an entry is dropped when its text would change.
-    pub totals_text: BTreeMap<String, MediaTotalsText>,
+    pub totals_text: BTreeMap<String, Arc<MediaTotalsText>>,
     pub last_update_ms: Option<i64>,
     /// Wall-clock time of the first update applied: the exporter has watched the queue since then, so an
     /// interval starting later happened entirely under its eyes (no baseline needed for it).
@@ -97,7 +95,6 @@ impl QueueState {
             obs: Arc::default(),
             intervals: Arc::default(),
             totals: BTreeMap::new(),
-            totals_dirty: true,
             totals_text: BTreeMap::new(),
             last_update_ms: None,
             watched_since_ms: None,
@@ -249,7 +246,6 @@ impl QueueState {
             Some(t) => t.apply(buckets, interval.0, &aggregates) == Step::Changed,
         };
         if changed {
-            self.totals_dirty = true;
             self.totals_text.remove(media);
         }
         let intervals = Arc::make_mut(&mut self.intervals);
@@ -288,7 +284,6 @@ impl QueueState {
         if *self.meta == meta {
             return false;
         }
-        self.totals_dirty = true;
         self.totals_text.clear();
         if self.meta.name != meta.name {
             self.key = (Arc::from(meta.name.as_str()), self.key.1.clone());

@@ -49,26 +49,19 @@ pub struct RenderedQueue {
     dyn_bounds: [u32; FAMILY_COUNT + 1],
     /// End of the queue's latest aggregate interval: interval families are withdrawn once it has passed.
     interval_end: Option<i64>,
-    /// The counter and histogram families (up to ~200 lines per queue), apart: they change only when an
-    /// aggregate grows, so a re-render for any other change shares them instead of rendering them again.
-    totals: Arc<TotalsText>,
-}
-
-/// The counter and histogram families of a queue: family `i` is `buf[bounds[i]..bounds[i + 1]]` (empty for the
-/// other families, whose text is in [`RenderedQueue::buf`]).
-#[derive(Debug, Default)]
-struct TotalsText {
-    buf: Box<[u8]>,
-    bounds: [u32; FAMILY_COUNT + 1],
+    /// The counter and histogram lines of each media type (in media order), shared with the queue state's cache
+    /// and with earlier renders: a change elsewhere re-renders none of them, an aggregate message one.
+    totals: Box<[Arc<MediaTotalsText>]>,
 }
 
 impl RenderedQueue {
-    fn family(&self, i: usize) -> &[u8] {
-        let t = &self.totals;
-        if t.bounds[i] != t.bounds[i + 1] {
-            return &t.buf[t.bounds[i] as usize..t.bounds[i + 1] as usize];
+    /// Family `i`'s pre-rendered bytes, in one or (counters and histograms: one per media type) more parts.
+    fn family_parts(&self, i: usize, mut f: impl FnMut(&[u8])) {
+        if (TOTALS_FIRST..TOTALS_FIRST + TOTALS_COUNT).contains(&i) {
+            self.totals.iter().for_each(|t| f(t.slot(i - TOTALS_FIRST)));
+        } else {
+            f(&self.buf[self.bounds[i] as usize..self.bounds[i + 1] as usize]);
         }
-        &self.buf[self.bounds[i] as usize..self.bounds[i + 1] as usize]
     }
 
     fn dynamic(&self, i: usize) -> &[DynLine] {
@@ -77,7 +70,7 @@ impl RenderedQueue {
 
     /// Bytes held (for the summary and tests).
     pub fn len(&self) -> usize {
-        self.buf.len() + self.totals.buf.len()
+        self.buf.len() + self.totals.iter().map(|t| t.buf.len()).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -221,20 +214,15 @@ pub(crate) fn fill_totals_text(q: &mut QueueState, buckets: &[f64], scratch: &mu
             }
         }
         bounds[TOTALS_COUNT] = (buf.len() - prefix_end) as u32;
-        totals_text.insert(media.clone(), MediaTotalsText { buf: Box::from(&buf[prefix_end..]), bounds });
+        totals_text.insert(media.clone(), Arc::new(MediaTotalsText { buf: Box::from(&buf[prefix_end..]), bounds }));
     }
 }
 
 /// Render `q`'s text: whole lines of the pre-rendered families and the heads of the scrape-time lines. `scratch`
 /// is reused between calls so that the text costs exactly one allocation. The counter and histogram families
-/// are taken from `reuse` when given (their values and the queue's labels have not changed since it was
-/// rendered), and rendered otherwise.
-pub(crate) fn render(
-    q: &QueueState,
-    presence: &PresenceTable,
-    reuse: Option<&RenderedQueue>,
-    scratch: &mut Vec<u8>,
-) -> RenderedQueue {
+/// are not formatted here: they are shared from the queue's per-media cache, which [`fill_totals_text`] must
+/// have completed.
+pub(crate) fn render(q: &QueueState, presence: &PresenceTable, scratch: &mut Vec<u8>) -> RenderedQueue {
     let buf = scratch;
     buf.clear();
     queue_labels(buf, q);
@@ -246,15 +234,7 @@ pub(crate) fn render(
     let mut bounds = [0u32; FAMILY_COUNT + 1];
     let mut dyn_bounds = [0u32; FAMILY_COUNT + 1];
     let mut dynamic: Vec<DynLine> = Vec::new();
-    // The totals' own buffer starts with the same queue-label prefix, so the line helpers work on it unchanged.
-    let mut tbuf: Vec<u8> = Vec::new();
-    let mut tbounds = [0u32; FAMILY_COUNT + 1];
-    if reuse.is_none() {
-        tbuf.reserve(prefix_end + q.totals_text.values().map(|t| t.buf.len()).sum::<usize>());
-        tbuf.extend_from_slice(&buf[..prefix_end]);
-    }
     for def in &FAMILIES {
-        tbounds[def.id as usize] = (tbuf.len().saturating_sub(prefix_end)) as u32;
         bounds[def.id as usize] = (buf.len() - prefix_end) as u32;
         dyn_bounds[def.id as usize] = dynamic.len() as u32;
         match def.value {
@@ -349,16 +329,8 @@ pub(crate) fn render(
                     buf.push(b'\n');
                 }
             }
-            ValueSource::Counter(_) | ValueSource::Histogram(_) if reuse.is_some() => {}
-            ValueSource::Counter(_) | ValueSource::Histogram(_) => {
-                let slot = def.id as usize - TOTALS_FIRST;
-                for media in q.totals.keys() {
-                    // `fill_totals_text` ran before this render: every media type has its text.
-                    if let Some(t) = q.totals_text.get(media) {
-                        tbuf.extend_from_slice(t.slot(slot));
-                    }
-                }
-            }
+            // Shared from the per-media cache below.
+            ValueSource::Counter(_) | ValueSource::Histogram(_) => {}
             ValueSource::DataAge => push_head(buf, prefix_end, &mut dynamic, def.name, None, DynValue::Age),
             ValueSource::Source => {
                 for s in Source::ALL {
@@ -377,11 +349,7 @@ pub(crate) fn render(
     }
     bounds[FAMILY_COUNT] = (buf.len() - prefix_end) as u32;
     dyn_bounds[FAMILY_COUNT] = dynamic.len() as u32;
-    tbounds[FAMILY_COUNT] = (tbuf.len().saturating_sub(prefix_end)) as u32;
-    let totals = match reuse {
-        Some(prev) => prev.totals.clone(),
-        None => Arc::new(TotalsText { buf: Box::from(tbuf.get(prefix_end..).unwrap_or_default()), bounds: tbounds }),
-    };
+    let totals = q.totals.keys().filter_map(|m| q.totals_text.get(m).cloned()).collect();
     RenderedQueue {
         buf: Box::from(&buf[prefix_end..]),
         bounds,
@@ -471,7 +439,9 @@ impl Row<'_> {
     /// their lengths pushed to `lens`), in the order pass 2 copies them.
     fn len_of(&self, i: usize, pre_rendered: bool, now_ms: i64, values: &mut Vec<u8>, lens: &mut Vec<u8>) -> usize {
         if pre_rendered {
-            return self.text.family(i).len();
+            let mut n = 0;
+            self.text.family_parts(i, |p| n += p.len());
+            return n;
         }
         self.text
             .dynamic(i)
@@ -560,7 +530,7 @@ pub(crate) fn write_all(
                 continue;
             }
             if def.pre_rendered() {
-                put(out, &mut cursor[i], t.family(i));
+                t.family_parts(i, |p| put(out, &mut cursor[i], p));
             } else {
                 for line in t.dynamic(i) {
                     put(out, &mut cursor[i], &t.buf[line.head.0 as usize..line.head.1 as usize]);

@@ -74,18 +74,33 @@ fn ingest(store: &Store, frame: &str) {
     }
 }
 
+/// Nanoseconds this thread has run on a CPU (`/proc/thread-self/schedstat`), so a figure on this shared machine
+/// can be given per CPU second as well as per wall second; `None` where the file does not exist.
+fn cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let sizes: &[usize] = if quick { &[100] } else { &[100, 1_000, 10_000, 20_000] };
+    // `--sizes 10000,20000` runs only those sizes (one row when iterating on a change).
+    let only: Option<Vec<usize>> = std::env::args()
+        .skip_while(|a| a != "--sizes")
+        .nth(1)
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect());
+    let sizes: Vec<usize> = match (quick, only) {
+        (true, _) => vec![100],
+        (false, Some(s)) => s,
+        (false, None) => vec![100, 1_000, 10_000, 20_000],
+    };
     let per_size = if quick { 20_000 } else { 400_000 };
-    println!("| queues | notifications | applied/s (one thread) | latency p50 | latency p99 | max |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("| queues | notifications | applied/s (wall, one thread) | applied per CPU second | latency p50 | latency p99 | max |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     let now = genesys_cloud_exporter::model::now_ms();
-    for &n in sizes {
+    for &n in &sizes {
         let store = store(n);
         // Every queue gets each kind once first, so the measured run updates existing series (the steady state).
         let frames: Vec<String> = (0..per_size).map(|k| frame(k % n, k / n, now)).collect();
@@ -93,10 +108,15 @@ fn main() {
             ingest(&store, f);
         }
         let t = Instant::now();
+        let cpu0 = cpu_ns();
         for f in &frames {
             ingest(&store, f);
         }
         let rate = frames.len() as f64 / t.elapsed().as_secs_f64();
+        let cpu_rate = match (cpu0, cpu_ns()) {
+            (Some(a), Some(b)) if b > a => format!("{:.0}", frames.len() as f64 / ((b - a) as f64 / 1e9)),
+            _ => "—".to_owned(),
+        };
         let mut lat: Vec<Duration> = frames
             .iter()
             .take(50_000)
@@ -108,7 +128,7 @@ fn main() {
             .collect();
         lat.sort();
         println!(
-            "| {n} | {} | {:.0} | {:.1} µs | {:.1} µs | {:.1} µs |",
+            "| {n} | {} | {:.0} | {cpu_rate} | {:.1} µs | {:.1} µs | {:.1} µs |",
             frames.len(),
             rate,
             percentile(&lat, 0.5).as_secs_f64() * 1e6,

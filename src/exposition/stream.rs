@@ -128,12 +128,16 @@ impl Forms {
             (Some(n), Some(o)) => Some(
                 self.patch
                     .get_or_insert_with(|| {
-                        delta(c.version, &c.id, Some(merge_patch(&o.doc, &n.doc).unwrap_or(Value::Object(Map::new()))))
+                        delta(
+                            c.version,
+                            &c.id,
+                            Some(merge_patch(o.doc(), n.doc()).unwrap_or(Value::Object(Map::new()))),
+                        )
                     })
                     .clone(),
             ),
             (Some(n), None) => {
-                Some(self.added.get_or_insert_with(|| delta(c.version, &c.id, Some(n.doc.clone()))).clone())
+                Some(self.added.get_or_insert_with(|| delta(c.version, &c.id, Some(n.doc().clone()))).clone())
             }
             (None, Some(_)) => Some(self.removed.get_or_insert_with(|| delta(c.version, &c.id, None)).clone()),
             (None, None) => None,

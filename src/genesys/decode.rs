@@ -7,6 +7,7 @@
 
 use super::models::*;
 use crate::model::{Aggregate, AggregateStats, GroupUpdate, ObsMetric, Observation, QueueUpdate, Source};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Frames larger than this are not parsed (Genesys caps payloads at 512,000 bytes; anything bigger is not
@@ -104,7 +105,7 @@ pub fn decode_frame(text: &str) -> Result<Frame, DecodeError> {
         });
     }
     if let Some(queue_id) = queue_id_of_topic(topic) {
-        let n: StatsNotification =
+        let n: StatsNotificationRef<'_> =
             serde_json::from_str(body).map_err(|source| DecodeError::WrongType { topic: topic.to_owned(), source })?;
         return Ok(Frame::Queue(decode_stats_notification(queue_id, n)));
     }
@@ -128,8 +129,8 @@ pub fn decode_frame(text: &str) -> Result<Frame, DecodeError> {
 
 /// The topic body: each `data[]` entry is either observations (zero-length interval at event time) or the
 /// current interval's aggregates (a real interval).
-pub fn decode_stats_notification(queue_id: &str, n: StatsNotification) -> Decoded {
-    let media_type = n.group.get("mediaType").cloned();
+pub fn decode_stats_notification(queue_id: &str, n: StatsNotificationRef<'_>) -> Decoded {
+    let media_type: Option<String> = n.group.media_type.map(Cow::into_owned);
     let mut unknown_metrics = Vec::new();
     let mut bad_metrics = Vec::new();
     let mut groups = Vec::new();
@@ -148,10 +149,12 @@ pub fn decode_stats_notification(queue_id: &str, n: StatsNotification) -> Decode
             for m in entry.metrics {
                 match ObsMetric::from_wire(&m.metric) {
                     Some(metric) => match observation_value(metric, &m.stats, at, None) {
-                        Some(value) => obs.push(Observation { metric, qualifier: m.qualifier, value }),
-                        None => bad_metrics.push(m.metric),
+                        Some(value) => {
+                            obs.push(Observation { metric, qualifier: m.qualifier.map(Cow::into_owned), value })
+                        }
+                        None => bad_metrics.push(m.metric.into_owned()),
                     },
-                    None => unknown_metrics.push(m.metric),
+                    None => unknown_metrics.push(m.metric.into_owned()),
                 }
             }
             groups.push(GroupUpdate {
@@ -161,7 +164,16 @@ pub fn decode_stats_notification(queue_id: &str, n: StatsNotification) -> Decode
                 aggregates: vec![],
             });
         } else {
-            let aggregates = entry.metrics.into_iter().map(aggregate).collect();
+            let aggregates = entry
+                .metrics
+                .into_iter()
+                .map(|m| MetricStats {
+                    metric: m.metric.into_owned(),
+                    qualifier: m.qualifier.map(Cow::into_owned),
+                    stats: m.stats,
+                })
+                .map(aggregate)
+                .collect();
             groups.push(GroupUpdate { media_type: media_type.clone(), observations: vec![], interval, aggregates });
         }
     }

@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The topic every queue wallboard is built on.
@@ -339,17 +340,23 @@ pub struct ChannelTopicEntityListing {
 #[serde(rename_all = "camelCase")]
 pub struct NotificationEnvelope<'a> {
     /// Absent in replies to socket-level requests (`{"result":"200",...}`).
-    #[serde(default, borrow)]
-    pub topic_name: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, borrow)]
-    pub version: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub topic_name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub version: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub event_body: Option<&'a RawValue>,
+    /// Present in socket-level replies; its content is not read.
     #[serde(default)]
-    pub metadata: Option<Metadata>,
-    /// Present in socket-level replies.
-    #[serde(default)]
-    pub result: Option<serde_json::Value>,
+    pub result: Option<serde::de::IgnoredAny>,
+}
+
+/// An optional string that borrows from the input unless it has escapes (serde's `borrow` alone does not reach
+/// through `Option`: `Option<Cow<str>>` would always allocate).
+fn borrowed_opt<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
 }
 
 /// The owned form of an envelope, for writers.
@@ -483,6 +490,43 @@ pub struct StatsNotification {
     pub group: BTreeMap<String, String>,
     #[serde(default)]
     pub data: Vec<IntervalMetrics>,
+}
+
+/// The read side of [`StatsNotification`], for the ingest hot path: strings point into the frame (only escaped
+/// ones are copied), and `group` keeps just the two keys the exporter reads.
+#[derive(Debug, Default, Deserialize)]
+pub struct StatsNotificationRef<'a> {
+    #[serde(default, borrow)]
+    pub group: GroupRef<'a>,
+    #[serde(default, borrow)]
+    pub data: Vec<IntervalMetricsRef<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupRef<'a> {
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub queue_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub media_type: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct IntervalMetricsRef<'a> {
+    #[serde(default, borrow)]
+    pub interval: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub metrics: Vec<MetricStatsRef<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct MetricStatsRef<'a> {
+    #[serde(borrow)]
+    pub metric: Cow<'a, str>,
+    #[serde(default, borrow, deserialize_with = "borrowed_opt")]
+    pub qualifier: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub stats: StatisticalSummary,
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -675,7 +719,42 @@ pub fn format_time_ms(epoch_ms: i64) -> String {
 
 /// Parse an ISO-8601 instant to epoch milliseconds.
 pub fn parse_time_ms(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s.trim()).ok().map(|t| t.timestamp_millis())
+    parse_genesys_time_ms(s.as_bytes())
+        .or_else(|| chrono::DateTime::parse_from_rfc3339(s.trim()).ok().map(|t| t.timestamp_millis()))
+}
+
+/// The one spelling Genesys uses, `2024-12-30T09:46:54.839Z`, without chrono's general parser (every topic
+/// message carries two). `None` for anything else, which then takes the general path.
+fn parse_genesys_time_ms(b: &[u8]) -> Option<i64> {
+    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[19] != b'.' || b[23] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b[r].iter().try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second, milli) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    // A leap second (`:60`) or an impossible date is left to the general parser.
+    if !(1..=12).contains(&month) || day < 1 || day > month_days[(month - 1) as usize] {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + milli)
 }
 
 /// Parse `start/end` to epoch milliseconds.
@@ -717,6 +796,29 @@ mod tests {
         assert_eq!(format_time_ms(ms), "2024-12-30T09:46:54.839Z");
         let (a, b) = parse_interval_ms("2024-12-30T09:30:00.000Z/2024-12-30T10:00:00.000Z").unwrap();
         assert_eq!(b - a, 30 * 60 * 1000);
+    }
+
+    #[test]
+    fn fast_time_path_agrees_with_chrono() {
+        let chrono_ms = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis());
+        for s in [
+            "1970-01-01T00:00:00.000Z",
+            "2024-02-29T23:59:59.999Z",
+            "2024-12-30T09:46:54.839Z",
+            "2000-03-01T00:00:00.001Z",
+            "1969-12-31T23:59:59.500Z",
+            "2100-02-28T12:00:00.000Z",
+            "2026-12-01T21:30:00.000Z",
+        ] {
+            assert_eq!(parse_genesys_time_ms(s.as_bytes()), chrono_ms(s), "{s}");
+        }
+        // Not the fixed spelling, or not a valid instant: left to chrono (which accepts the offset form).
+        for s in
+            ["2023-02-29T00:00:00.000Z", "2024-12-30T24:00:00.000Z", "2024-12-30T09:46:54Z", "2024-13-01T00:00:00.000Z"]
+        {
+            assert_eq!(parse_genesys_time_ms(s.as_bytes()), None, "{s}");
+        }
+        assert_eq!(parse_time_ms("2024-12-30T10:46:54.839+01:00"), parse_time_ms("2024-12-30T09:46:54.839Z"));
     }
 
     #[test]

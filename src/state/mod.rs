@@ -143,7 +143,8 @@ struct Inner {
 
 struct Writer {
     queues: HashMap<String, QueueState>,
-    presence: PresenceTable,
+    /// Shared with the live view's documents; replaced whole.
+    presence: Arc<PresenceTable>,
     /// Reused render buffer: each render then costs one exact allocation.
     scratch: Vec<u8>,
 }
@@ -183,7 +184,7 @@ impl Store {
                 buckets: buckets.into_boxed_slice(),
                 headers: [families::headers(false), families::headers(true)],
                 version: AtomicU64::new(start),
-                writer: Mutex::new(Writer { queues: HashMap::new(), presence: HashMap::new(), scratch: Vec::new() }),
+                writer: Mutex::new(Writer { queues: HashMap::new(), presence: Arc::default(), scratch: Vec::new() }),
                 published: RwLock::new(BTreeMap::new()),
                 live: snapshot::Live::new(max_age_ms, start),
             }),
@@ -222,10 +223,9 @@ impl Store {
         let Writer { queues, presence, scratch } = w;
         let Some(q) = queues.get_mut(id) else { return };
         if rerender {
-            // The counter/histogram text is shared with the previous render unless it changed.
-            let reuse = (!q.totals_dirty).then(|| q.text.clone());
-            q.text = Arc::new(render::render(q, presence, &self.inner.buckets, reuse.as_deref(), scratch));
-            q.totals_dirty = false;
+            // Counter/histogram lines are formatted only for the media types whose totals changed.
+            render::fill_totals_text(q, &self.inner.buckets, scratch);
+            q.text = Arc::new(render::render(q, presence, scratch));
         }
         q.version = version;
         let entry = Arc::new(entry_of(q));
@@ -323,7 +323,7 @@ impl Store {
             .filter(|q| q.presence_ids().any(|p| w.presence.get(p) != table.get(p)))
             .map(|q| q.meta.id.clone())
             .collect();
-        w.presence = table;
+        w.presence = Arc::new(table);
         for id in affected {
             self.publish(&mut w, &id, true);
         }

@@ -3,7 +3,7 @@
 //! Pure data, owned by the store's single writer: no locks, no rendering, no clock reads (the caller passes `now`).
 
 use super::aggregates::{MediaTotals, Step};
-use super::render::RenderedQueue;
+use super::render::{MediaTotalsText, RenderedQueue};
 use super::{ApplyOutcome, PresenceTable};
 use crate::model::{AggregateStats, ChannelClock, ObsMetric, QueueMeta, QueueUpdate, Source};
 use std::collections::BTreeMap;
@@ -14,9 +14,9 @@ use std::sync::Arc;
 pub(crate) struct ObsKey {
     pub metric: ObsMetric,
     /// Set only for per-media metrics.
-    pub media: Option<String>,
+    pub media: Option<Arc<str>>,
     /// Set only for qualified metrics (routing status or presence id, as Genesys spells it).
-    pub qualifier: Option<String>,
+    pub qualifier: Option<Arc<str>>,
 }
 
 /// The aggregates of one media type's current interval.
@@ -28,22 +28,26 @@ pub(crate) struct IntervalAggs {
     pub values: BTreeMap<(String, Option<String>), AggregateStats>,
 }
 
+pub(crate) type ObsMap = BTreeMap<ObsKey, Option<f64>>;
+
 /// The sort key of the published map: queues come out ordered by name, then id.
 pub(crate) type SortKey = (Arc<str>, Arc<str>);
 
 #[derive(Debug)]
 pub(crate) struct QueueState {
-    pub meta: QueueMeta,
+    /// Shared with the live view's documents, like `obs` and `intervals`: a publish copies pointers, and a
+    /// change copies the one map it touches (`Arc::make_mut`) while a document still holds the old one.
+    pub meta: Arc<QueueMeta>,
     pub key: SortKey,
     /// Counts, or start instants (epoch ms) for instant metrics (`None` = nobody).
-    pub obs: BTreeMap<ObsKey, Option<f64>>,
+    pub obs: Arc<ObsMap>,
     /// By media type.
-    pub intervals: BTreeMap<String, IntervalAggs>,
+    pub intervals: Arc<BTreeMap<String, IntervalAggs>>,
     /// Counters and histograms grown from the intervals, by media type. Unlike `intervals`, never withdrawn by
     /// an interval's end: they live as long as the queue is in the directory.
     pub totals: BTreeMap<String, MediaTotals>,
-    /// The totals or the queue's labels changed since the last render: render the totals' text again.
-    pub totals_dirty: bool,
+    /// The formatted lines of `totals`, by media type; an entry is dropped when its text would change.
+    pub totals_text: BTreeMap<String, Arc<MediaTotalsText>>,
     pub last_update_ms: Option<i64>,
     /// Wall-clock time of the first update applied: the exporter has watched the queue since then, so an
     /// interval starting later happened entirely under its eyes (no baseline needed for it).
@@ -86,12 +90,12 @@ impl QueueState {
     pub fn new(meta: QueueMeta, now_ms: i64) -> Self {
         let key: SortKey = (Arc::from(meta.name.as_str()), Arc::from(meta.id.as_str()));
         QueueState {
-            meta,
+            meta: Arc::new(meta),
             key,
-            obs: BTreeMap::new(),
-            intervals: BTreeMap::new(),
+            obs: Arc::default(),
+            intervals: Arc::default(),
             totals: BTreeMap::new(),
-            totals_dirty: true,
+            totals_text: BTreeMap::new(),
             last_update_ms: None,
             watched_since_ms: None,
             zero_read_interval: None,
@@ -130,12 +134,12 @@ impl QueueState {
         let mut changed = false;
         let mut seen: Vec<ObsKey> = Vec::new();
         for group in update.groups {
-            let group_media = match group.media_type {
+            let group_media: Option<Arc<str>> = match group.media_type {
                 Some(m) if !media.allows(&m) => {
                     outcome.filtered += group.observations.len() + group.aggregates.len();
                     continue;
                 }
-                m => m,
+                m => m.map(Arc::from),
             };
             for o in group.observations {
                 let key_media = if o.metric.per_media_type() {
@@ -152,7 +156,7 @@ impl QueueState {
                 };
                 let qualifier = if is_qualified(o.metric) {
                     match o.qualifier {
-                        Some(q) => Some(q),
+                        Some(q) => Some(Arc::<str>::from(q)),
                         // An unqualified total would double-count next to the per-status series.
                         None => {
                             outcome.filtered += 1;
@@ -164,7 +168,7 @@ impl QueueState {
                 };
                 if is_presence(o.metric) {
                     if let Some(q) = &qualifier {
-                        if !presence.contains_key(q) {
+                        if !presence.contains_key(&**q) {
                             outcome.unknown_presence = true;
                         }
                     }
@@ -175,7 +179,7 @@ impl QueueState {
                     seen.push(key.clone());
                 }
                 if self.obs.get(&key) != Some(&value) {
-                    self.obs.insert(key, value);
+                    Arc::make_mut(&mut self.obs).insert(key, value);
                     changed = true;
                 }
             }
@@ -191,7 +195,7 @@ impl QueueState {
                     outcome.filtered += group.aggregates.len();
                     continue;
                 };
-                changed |= self.merge_interval(m, interval, group.aggregates, buckets, outcome);
+                changed |= self.merge_interval(&m, interval, group.aggregates, buckets, outcome);
             }
         }
 
@@ -199,7 +203,7 @@ impl QueueState {
             // A complete read is the whole truth: what it does not mention is zero (counts) or nobody (instants).
             // Series once seen stay, at 0: wallboards want 0, not a gap.
             seen.sort();
-            for (key, value) in self.obs.iter_mut() {
+            for (key, value) in Arc::make_mut(&mut self.obs).iter_mut() {
                 if seen.binary_search(key).is_err() {
                     let zero = if key.metric.is_instant() { None } else { Some(0.0) };
                     if *value != zero {
@@ -214,7 +218,7 @@ impl QueueState {
 
     fn merge_interval(
         &mut self,
-        media: String,
+        media: &str,
         interval: (i64, i64),
         aggregates: Vec<crate::model::Aggregate>,
         buckets: &[f64],
@@ -222,7 +226,7 @@ impl QueueState {
     ) -> bool {
         // Counters and histograms first, while the aggregates are borrowed: they keep their own marks, and
         // their own view of which interval is current (the same as `intervals` below, which they outlive).
-        let mut changed = match self.totals.get_mut(&media) {
+        let mut changed = match self.totals.get_mut(media) {
             None => {
                 // First sight of this media type. An interval that started before the exporter watched the queue
                 // is the baseline (series appear at 0: no jump at restart); one that started later happened
@@ -236,13 +240,19 @@ impl QueueState {
                 } else {
                     MediaTotals::baseline(buckets, interval.0, &aggregates)
                 };
-                self.totals.insert(media.clone(), totals);
+                self.totals.insert(media.to_owned(), totals);
                 true
             }
             Some(t) => t.apply(buckets, interval.0, &aggregates) == Step::Changed,
         };
-        self.totals_dirty |= changed;
-        let entry = self.intervals.entry(media).or_insert_with(|| IntervalAggs { interval, values: BTreeMap::new() });
+        if changed {
+            self.totals_text.remove(media);
+        }
+        let intervals = Arc::make_mut(&mut self.intervals);
+        if !intervals.contains_key(media) {
+            intervals.insert(media.to_owned(), IntervalAggs { interval, values: BTreeMap::new() });
+        }
+        let Some(entry) = intervals.get_mut(media) else { return changed };
         if interval.0 < entry.interval.0 {
             // A late message about an interval already superseded.
             outcome.old_interval = true;
@@ -271,14 +281,14 @@ impl QueueState {
 
     /// Change the queue's listing facts. Returns whether the rendered labels change.
     pub fn set_meta(&mut self, meta: QueueMeta) -> bool {
-        if self.meta == meta {
+        if *self.meta == meta {
             return false;
         }
-        self.totals_dirty = true;
+        self.totals_text.clear();
         if self.meta.name != meta.name {
             self.key = (Arc::from(meta.name.as_str()), self.key.1.clone());
         }
-        self.meta = meta;
+        self.meta = Arc::new(meta);
         true
     }
 }

@@ -5,7 +5,7 @@
 //! formats only what moves with the clock: data age, source, stale and the longest-waiting/interacting seconds.
 //! Sample lines are identical in Prometheus text 0.0.4 and OpenMetrics 1.0; only the family headers differ.
 
-use super::families::{LabelSet, Part, Stat, ValueSource, FAMILIES, FAMILY_COUNT};
+use super::families::{FamilyId, LabelSet, Part, Stat, ValueSource, FAMILIES, FAMILY_COUNT};
 use super::queue::QueueState;
 use super::text::{escape_label, write_float_label, write_int, write_ms_as_seconds, write_value};
 use super::PresenceTable;
@@ -49,26 +49,19 @@ pub struct RenderedQueue {
     dyn_bounds: [u32; FAMILY_COUNT + 1],
     /// End of the queue's latest aggregate interval: interval families are withdrawn once it has passed.
     interval_end: Option<i64>,
-    /// The counter and histogram families (up to ~200 lines per queue), apart: they change only when an
-    /// aggregate grows, so a re-render for any other change shares them instead of rendering them again.
-    totals: Arc<TotalsText>,
-}
-
-/// The counter and histogram families of a queue: family `i` is `buf[bounds[i]..bounds[i + 1]]` (empty for the
-/// other families, whose text is in [`RenderedQueue::buf`]).
-#[derive(Debug, Default)]
-struct TotalsText {
-    buf: Box<[u8]>,
-    bounds: [u32; FAMILY_COUNT + 1],
+    /// The counter and histogram lines of each media type (in media order), shared with the queue state's cache
+    /// and with earlier renders: a change elsewhere re-renders none of them, an aggregate message one.
+    totals: Box<[Arc<MediaTotalsText>]>,
 }
 
 impl RenderedQueue {
-    fn family(&self, i: usize) -> &[u8] {
-        let t = &self.totals;
-        if t.bounds[i] != t.bounds[i + 1] {
-            return &t.buf[t.bounds[i] as usize..t.bounds[i + 1] as usize];
+    /// Family `i`'s pre-rendered bytes, in one or (counters and histograms: one per media type) more parts.
+    fn family_parts(&self, i: usize, mut f: impl FnMut(&[u8])) {
+        if (TOTALS_FIRST..TOTALS_FIRST + TOTALS_COUNT).contains(&i) {
+            self.totals.iter().for_each(|t| f(t.slot(i - TOTALS_FIRST)));
+        } else {
+            f(&self.buf[self.bounds[i] as usize..self.bounds[i + 1] as usize]);
         }
-        &self.buf[self.bounds[i] as usize..self.bounds[i + 1] as usize]
     }
 
     fn dynamic(&self, i: usize) -> &[DynLine] {
@@ -77,7 +70,7 @@ impl RenderedQueue {
 
     /// Bytes held (for the summary and tests).
     pub fn len(&self) -> usize {
-        self.buf.len() + self.totals.buf.len()
+        self.buf.len() + self.totals.iter().map(|t| t.buf.len()).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -142,24 +135,97 @@ fn push_head(
     dynamic.push(DynLine { head: (from as u32, (buf.len() - prefix_end) as u32), value });
 }
 
-/// Render `q`'s text: whole lines of the pre-rendered families and the heads of the scrape-time lines. `scratch`
-/// is reused between calls so that the text costs exactly one allocation. The counter and histogram families
-/// are taken from `reuse` when given (their values and the queue's labels have not changed since it was
-/// rendered), and rendered otherwise.
-pub(crate) fn render(
-    q: &QueueState,
-    presence: &PresenceTable,
-    buckets: &[f64],
-    reuse: Option<&RenderedQueue>,
-    scratch: &mut Vec<u8>,
-) -> RenderedQueue {
-    let buf = scratch;
-    buf.clear();
+/// `queue_id="…",queue="…"`: the labels that open every line of the queue.
+fn queue_labels(buf: &mut Vec<u8>, q: &QueueState) {
     buf.extend_from_slice(b"queue_id=\"");
     escape_label(buf, &q.meta.id);
     buf.extend_from_slice(b"\",queue=\"");
     escape_label(buf, &q.meta.name);
     buf.push(b'"');
+}
+
+/// Index of the first counter/histogram family: [`MediaTotalsText`] slot `k` is family `TOTALS_FIRST + k`.
+const TOTALS_FIRST: usize = FamilyId::OfferedTotal as usize;
+const TOTALS_COUNT: usize = FamilyId::Handle as usize + 1 - TOTALS_FIRST;
+
+/// One media type's counter and histogram lines (up to ~40), kept between renders: an aggregate message
+/// changes one media type, so only its lines are formatted again and the others are copied.
+#[derive(Debug)]
+pub(crate) struct MediaTotalsText {
+    buf: Box<[u8]>,
+    bounds: [u32; TOTALS_COUNT + 1],
+}
+
+impl MediaTotalsText {
+    fn slot(&self, k: usize) -> &[u8] {
+        &self.buf[self.bounds[k] as usize..self.bounds[k + 1] as usize]
+    }
+}
+
+/// Format the counter and histogram lines of every media type whose text was dropped (by a change of its
+/// totals or of the queue's labels). Runs before [`render`], which then only copies.
+pub(crate) fn fill_totals_text(q: &mut QueueState, buckets: &[f64], scratch: &mut Vec<u8>) {
+    let QueueState { totals, totals_text, .. } = &mut *q;
+    if totals.keys().all(|m| totals_text.contains_key(m)) {
+        return;
+    }
+    let buf = scratch;
+    buf.clear();
+    queue_labels(buf, q);
+    let prefix_end = buf.len();
+    let QueueState { totals, totals_text, .. } = &mut *q;
+    for (media, t) in totals.iter() {
+        if totals_text.contains_key(media) {
+            continue;
+        }
+        buf.truncate(prefix_end);
+        let mut bounds = [0u32; TOTALS_COUNT + 1];
+        for (k, def) in FAMILIES[TOTALS_FIRST..TOTALS_FIRST + TOTALS_COUNT].iter().enumerate() {
+            bounds[k] = (buf.len() - prefix_end) as u32;
+            match def.value {
+                ValueSource::Counter(c) => {
+                    open_line(buf, def.name, prefix_end);
+                    label(buf, "media_type", media);
+                    close_int(buf, t.counter(c));
+                }
+                ValueSource::Histogram(h) => {
+                    let hist = t.histogram(h);
+                    // `le` as OpenMetrics' canonical float (`5.0`), which the 0.0.4 text reads as the same number
+                    // (and Prometheus 3 normalises to): one spelling for both formats.
+                    for (i, cum) in hist.cumulative().enumerate() {
+                        open_suffixed(buf, def.name, "_bucket", prefix_end);
+                        label(buf, "media_type", media);
+                        buf.extend_from_slice(b",le=\"");
+                        match buckets.get(i) {
+                            Some(&b) => write_float_label(buf, b),
+                            None => buf.extend_from_slice(b"+Inf"),
+                        }
+                        buf.push(b'"');
+                        close_int(buf, cum);
+                    }
+                    open_suffixed(buf, def.name, "_sum", prefix_end);
+                    label(buf, "media_type", media);
+                    close_line(buf, hist.sum_ms / 1000.0);
+                    open_suffixed(buf, def.name, "_count", prefix_end);
+                    label(buf, "media_type", media);
+                    close_int(buf, hist.count);
+                }
+                _ => {}
+            }
+        }
+        bounds[TOTALS_COUNT] = (buf.len() - prefix_end) as u32;
+        totals_text.insert(media.clone(), Arc::new(MediaTotalsText { buf: Box::from(&buf[prefix_end..]), bounds }));
+    }
+}
+
+/// Render `q`'s text: whole lines of the pre-rendered families and the heads of the scrape-time lines. `scratch`
+/// is reused between calls so that the text costs exactly one allocation. The counter and histogram families
+/// are not formatted here: they are shared from the queue's per-media cache, which [`fill_totals_text`] must
+/// have completed.
+pub(crate) fn render(q: &QueueState, presence: &PresenceTable, scratch: &mut Vec<u8>) -> RenderedQueue {
+    let buf = scratch;
+    buf.clear();
+    queue_labels(buf, q);
     // The queue labels open every line; they are copied from here and cut off at the end.
     let prefix_end = buf.len();
 
@@ -168,15 +234,7 @@ pub(crate) fn render(
     let mut bounds = [0u32; FAMILY_COUNT + 1];
     let mut dyn_bounds = [0u32; FAMILY_COUNT + 1];
     let mut dynamic: Vec<DynLine> = Vec::new();
-    // The totals' own buffer starts with the same queue-label prefix, so the line helpers work on it unchanged.
-    let mut tbuf: Vec<u8> = Vec::new();
-    let mut tbounds = [0u32; FAMILY_COUNT + 1];
-    if reuse.is_none() {
-        tbuf.reserve(prefix_end + 256 * q.totals.len());
-        tbuf.extend_from_slice(&buf[..prefix_end]);
-    }
     for def in &FAMILIES {
-        tbounds[def.id as usize] = (tbuf.len().saturating_sub(prefix_end)) as u32;
         bounds[def.id as usize] = (buf.len() - prefix_end) as u32;
         dyn_bounds[def.id as usize] = dynamic.len() as u32;
         match def.value {
@@ -271,40 +329,8 @@ pub(crate) fn render(
                     buf.push(b'\n');
                 }
             }
-            ValueSource::Counter(_) | ValueSource::Histogram(_) if reuse.is_some() => {}
-            ValueSource::Counter(c) => {
-                let buf = &mut tbuf;
-                for (media, t) in &q.totals {
-                    open_line(buf, def.name, prefix_end);
-                    label(buf, "media_type", media);
-                    close_int(buf, t.counter(c));
-                }
-            }
-            ValueSource::Histogram(h) => {
-                let buf = &mut tbuf;
-                for (media, t) in &q.totals {
-                    let hist = t.histogram(h);
-                    // `le` as OpenMetrics' canonical float (`5.0`), which the 0.0.4 text reads as the same number
-                    // (and Prometheus 3 normalises to): one spelling for both formats.
-                    for (i, cum) in hist.cumulative().enumerate() {
-                        open_suffixed(buf, def.name, "_bucket", prefix_end);
-                        label(buf, "media_type", media);
-                        buf.extend_from_slice(b",le=\"");
-                        match buckets.get(i) {
-                            Some(&b) => write_float_label(buf, b),
-                            None => buf.extend_from_slice(b"+Inf"),
-                        }
-                        buf.push(b'"');
-                        close_int(buf, cum);
-                    }
-                    open_suffixed(buf, def.name, "_sum", prefix_end);
-                    label(buf, "media_type", media);
-                    close_line(buf, hist.sum_ms / 1000.0);
-                    open_suffixed(buf, def.name, "_count", prefix_end);
-                    label(buf, "media_type", media);
-                    close_int(buf, hist.count);
-                }
-            }
+            // Shared from the per-media cache below.
+            ValueSource::Counter(_) | ValueSource::Histogram(_) => {}
             ValueSource::DataAge => push_head(buf, prefix_end, &mut dynamic, def.name, None, DynValue::Age),
             ValueSource::Source => {
                 for s in Source::ALL {
@@ -323,11 +349,7 @@ pub(crate) fn render(
     }
     bounds[FAMILY_COUNT] = (buf.len() - prefix_end) as u32;
     dyn_bounds[FAMILY_COUNT] = dynamic.len() as u32;
-    tbounds[FAMILY_COUNT] = (tbuf.len().saturating_sub(prefix_end)) as u32;
-    let totals = match reuse {
-        Some(prev) => prev.totals.clone(),
-        None => Arc::new(TotalsText { buf: Box::from(tbuf.get(prefix_end..).unwrap_or_default()), bounds: tbounds }),
-    };
+    let totals = q.totals.keys().filter_map(|m| q.totals_text.get(m).cloned()).collect();
     RenderedQueue {
         buf: Box::from(&buf[prefix_end..]),
         bounds,
@@ -402,29 +424,35 @@ impl Row<'_> {
         }
     }
 
-    /// The value of a scrape-time line, with its newline, into `tmp`.
-    fn value(&self, v: DynValue, now_ms: i64, tmp: &mut Vec<u8>) {
-        tmp.clear();
+    /// Append the value of a scrape-time line, with its newline, to `out`.
+    fn value(&self, v: DynValue, now_ms: i64, out: &mut Vec<u8>) {
         match v {
-            DynValue::Since(start) => write_ms_as_seconds(tmp, start.map_or(0, |s| (now_ms - s).max(0))),
-            DynValue::Age => write_ms_as_seconds(tmp, self.fresh.age_ms),
-            DynValue::Source(s) => tmp.push(if s == self.fresh.source { b'1' } else { b'0' }),
-            DynValue::Stale => tmp.push(if self.fresh.stale { b'1' } else { b'0' }),
+            DynValue::Since(start) => write_ms_as_seconds(out, start.map_or(0, |s| (now_ms - s).max(0))),
+            DynValue::Age => write_ms_as_seconds(out, self.fresh.age_ms),
+            DynValue::Source(s) => out.push(if s == self.fresh.source { b'1' } else { b'0' }),
+            DynValue::Stale => out.push(if self.fresh.stale { b'1' } else { b'0' }),
         }
-        tmp.push(b'\n');
+        out.push(b'\n');
     }
 
-    /// Bytes family `i` of this queue takes in the output.
-    fn len_of(&self, i: usize, pre_rendered: bool, now_ms: i64, tmp: &mut Vec<u8>) -> usize {
+    /// Bytes family `i` of this queue takes in the output. Scrape-time values are formatted into `values` (and
+    /// their lengths pushed to `lens`), in the order pass 2 copies them.
+    fn len_of(&self, i: usize, pre_rendered: bool, now_ms: i64, values: &mut Vec<u8>, lens: &mut Vec<u8>) -> usize {
         if pre_rendered {
-            return self.text.family(i).len();
+            let mut n = 0;
+            self.text.family_parts(i, |p| n += p.len());
+            return n;
         }
         self.text
             .dynamic(i)
             .iter()
             .map(|l| {
-                self.value(l.value, now_ms, tmp);
-                (l.head.1 - l.head.0) as usize + tmp.len()
+                let from = values.len();
+                self.value(l.value, now_ms, values);
+                let n = values.len() - from;
+                // A value is at most 21 bytes (an i64 of milliseconds as seconds, plus the newline).
+                lens.push(n as u8);
+                (l.head.1 - l.head.0) as usize + n
             })
             .sum()
     }
@@ -450,7 +478,9 @@ pub(crate) fn write_all(
     max_age_ms: i64,
     out: &mut Vec<u8>,
 ) {
-    let mut tmp = Vec::with_capacity(32);
+    // Every scrape-time value, formatted once in pass 1 and copied in pass 2.
+    let mut values: Vec<u8> = Vec::with_capacity(entries.len() * 48);
+    let mut lens: Vec<u8> = Vec::with_capacity(entries.len() * 12);
     let mut family_len = [0usize; FAMILY_COUNT];
     let rows: Vec<Row<'_>> = entries
         .iter()
@@ -462,7 +492,7 @@ pub(crate) fn write_all(
             };
             for (i, def) in FAMILIES.iter().enumerate() {
                 if row.shows(def.part) {
-                    family_len[i] += row.len_of(i, def.pre_rendered(), now_ms, &mut tmp);
+                    family_len[i] += row.len_of(i, def.pre_rendered(), now_ms, &mut values, &mut lens);
                 }
             }
             row
@@ -492,6 +522,7 @@ pub(crate) fn write_all(
         }
     }
 
+    let (mut vi, mut vo) = (0usize, 0usize);
     for row in &rows {
         let t = row.text;
         for (i, def) in FAMILIES.iter().enumerate() {
@@ -499,12 +530,14 @@ pub(crate) fn write_all(
                 continue;
             }
             if def.pre_rendered() {
-                put(out, &mut cursor[i], t.family(i));
+                t.family_parts(i, |p| put(out, &mut cursor[i], p));
             } else {
                 for line in t.dynamic(i) {
                     put(out, &mut cursor[i], &t.buf[line.head.0 as usize..line.head.1 as usize]);
-                    row.value(line.value, now_ms, &mut tmp);
-                    put(out, &mut cursor[i], &tmp);
+                    let n = usize::from(lens[vi]);
+                    put(out, &mut cursor[i], &values[vo..vo + n]);
+                    vi += 1;
+                    vo += n;
                 }
             }
         }

@@ -1,20 +1,21 @@
 //! The live view of the store for `/api/v1/snapshot`, `/api/v1/stream` and `/status`.
 //!
-//! Every publish of a queue also builds its JSON document (once, on the writer, like the rendered text) and
-//! appends a [`Change`] to a bounded log; a removal appends a tombstone. Readers clone `Arc`s under a short read
+//! Every publish of a queue also records what its JSON document is made of (shared pointers to the queue's maps,
+//! no copy) and appends a [`Change`] to a bounded log; the document itself is built on first read, once, so
+//! ingest pays for JSON only when a client reads it; a removal appends a tombstone. Readers clone `Arc`s under a short read
 //! lock and serialise after releasing it. The writer's cost does not depend on the number of readers: it pushes
 //! to the log and wakes one task ([`Live::notified`]), the stream hub, which fans changes out to clients.
 //!
 //! A document never contains `null` (absent means none), so the difference of two documents is an RFC 7386 JSON
 //! merge patch ([`merge_patch`]) and applying it ([`apply_merge_patch`]) gives the newer document back.
 
-use super::queue::{ObsKey, QueueState};
+use super::queue::{IntervalAggs, ObsKey, ObsMap, QueueState};
 use super::render::{Freshness, QueueEntry};
 use super::{PresenceTable, Store};
-use crate::model::ObsMetric;
+use crate::model::{ObsMetric, QueueMeta, Source};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use tokio::sync::Notify;
 
 /// Changes kept for `?since=` readers and `Last-Event-ID` resume; an older position gets a full snapshot.
@@ -25,23 +26,39 @@ pub const LOG_CAPACITY: usize = 16 * 1024;
 pub struct QueueDoc {
     pub id: Arc<str>,
     pub version: u64,
-    /// The tracked document (a JSON object without nulls).
-    pub doc: Value,
-    pub(crate) name: String,
-    pub(crate) division: String,
-    pub(crate) division_id: String,
+    /// Built from `src` on first read.
+    doc: OnceLock<Value>,
+    src: DocSource,
     entry: Arc<QueueEntry>,
+}
+
+/// The queue's state as of the publish, shared with the writer (which copies a map only when it changes it).
+#[derive(Debug)]
+struct DocSource {
+    meta: Arc<QueueMeta>,
+    source: Source,
+    stale: bool,
+    last_update_ms: Option<i64>,
+    added_ms: i64,
+    obs: Arc<ObsMap>,
+    intervals: Arc<BTreeMap<String, IntervalAggs>>,
+    presence: Arc<PresenceTable>,
 }
 
 impl QueueDoc {
     pub fn name(&self) -> &str {
-        &self.name
+        &self.src.meta.name
     }
     pub fn division(&self) -> &str {
-        &self.division
+        &self.src.meta.division
     }
     pub fn division_id(&self) -> &str {
-        &self.division_id
+        &self.src.meta.division_id
+    }
+
+    /// The tracked document (a JSON object without nulls).
+    pub fn doc(&self) -> &Value {
+        self.doc.get_or_init(|| document(&self.src, self.version))
     }
 
     /// Freshness at `now_ms` (channel clock included).
@@ -52,7 +69,7 @@ impl QueueDoc {
     /// The document with its serve-time fields (`data_age_seconds`, `withdrawn`), which deltas do not track.
     pub fn with_freshness(&self, now_ms: i64, max_age_ms: i64) -> Value {
         let f = self.freshness(now_ms, max_age_ms);
-        let mut v = self.doc.clone();
+        let mut v = self.doc().clone();
         if let Value::Object(m) = &mut v {
             m.insert("data_age_seconds".into(), num(f.age_ms as f64 / 1000.0));
             m.insert("withdrawn".into(), Value::Bool(f.withdrawn));
@@ -179,16 +196,18 @@ impl Live {
     }
 
     /// Hook of `Store::publish`: `q` got `version`.
-    pub(crate) fn publish(&self, version: u64, q: &QueueState, presence: &PresenceTable, entry: &Arc<QueueEntry>) {
-        let doc = Arc::new(QueueDoc {
-            id: Arc::from(q.meta.id.as_str()),
-            version,
-            doc: document(q, presence, version),
-            name: q.meta.name.clone(),
-            division: q.meta.division.clone(),
-            division_id: q.meta.division_id.clone(),
-            entry: entry.clone(),
-        });
+    pub(crate) fn publish(&self, version: u64, q: &QueueState, presence: &Arc<PresenceTable>, entry: &Arc<QueueEntry>) {
+        let src = DocSource {
+            meta: q.meta.clone(),
+            source: q.source,
+            stale: q.stale,
+            last_update_ms: q.last_update_ms,
+            added_ms: q.added_ms,
+            obs: q.obs.clone(),
+            intervals: q.intervals.clone(),
+            presence: presence.clone(),
+        };
+        let doc = Arc::new(QueueDoc { id: q.key.1.clone(), version, doc: OnceLock::new(), src, entry: entry.clone() });
         let change = Change { version, id: doc.id.clone(), old: None, new: Some(doc.clone()) };
         self.record(change, Some(doc));
     }
@@ -236,7 +255,8 @@ fn add(m: &mut Map<String, Value>, k: &str, v: f64) {
 }
 
 /// The tracked document of `q` (see docs/live-api.md for the schema).
-fn document(q: &QueueState, presence: &PresenceTable, version: u64) -> Value {
+fn document(q: &DocSource, version: u64) -> Value {
+    let presence = &*q.presence;
     let mut d = Map::new();
     d.insert("id".into(), Value::from(q.meta.id.as_str()));
     d.insert("name".into(), Value::from(q.meta.name.as_str()));
@@ -251,7 +271,7 @@ fn document(q: &QueueState, presence: &PresenceTable, version: u64) -> Value {
     d.insert("listed_at_ms".into(), Value::from(q.added_ms));
     let mut media = Map::new();
     let mut agents = Map::new();
-    for (ObsKey { metric, media: m, qualifier }, value) in &q.obs {
+    for (ObsKey { metric, media: m, qualifier }, value) in q.obs.iter() {
         if let Some(m) = m {
             let mm = obj(&mut media, m);
             let (field, instant) = match metric {
@@ -279,7 +299,7 @@ fn document(q: &QueueState, presence: &PresenceTable, version: u64) -> Value {
             (ObsMetric::OnQueueUsers, Some(s)) => add(obj(&mut agents, "on_queue"), &super::text::snake_case(s), v),
             (ObsMetric::UserPresences | ObsMetric::OffQueueUsers, Some(p)) => {
                 let group = if *metric == ObsMetric::UserPresences { "presence" } else { "off_queue" };
-                let (name, system) = presence.get(p).map_or((super::render::UNKNOWN, super::render::UNKNOWN), |l| {
+                let (name, system) = presence.get(&**p).map_or((super::render::UNKNOWN, super::render::UNKNOWN), |l| {
                     (l.name.as_str(), l.system_presence.as_str())
                 });
                 let e = obj(obj(&mut agents, group), p);
@@ -292,7 +312,7 @@ fn document(q: &QueueState, presence: &PresenceTable, version: u64) -> Value {
             _ => {}
         }
     }
-    for (m, aggs) in &q.intervals {
+    for (m, aggs) in q.intervals.iter() {
         let mm = obj(&mut media, m);
         let mut iv = Map::new();
         iv.insert("start_ms".into(), Value::from(aggs.interval.0));

@@ -6,8 +6,8 @@
 /// Append a label value escaped per the text formats (`\\`, `\"`, `\n`).
 pub fn escape_label(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    // Most values need no escaping: copy them in one go.
-    if !bytes.iter().any(|&b| matches!(b, b'\\' | b'"' | b'\n')) {
+    // Most values need no escaping: copy them in one go. A fold without early exit vectorises; values are short.
+    if !bytes.iter().fold(false, |any, &b| any | matches!(b, b'\\' | b'"' | b'\n')) {
         out.extend_from_slice(bytes);
         return;
     }

@@ -4,17 +4,23 @@
 //! in-flight requests finish (bounded by [`DRAIN_TIMEOUT`]) before [`serve`] returns. Rendering and compression
 //! run on the blocking pool: a 300k-series scrape is tens of milliseconds of CPU that must not stall the
 //! collector's tasks on the same runtime.
+//!
+//! A `/metrics` body larger than one piece ([`PIECE_BYTES`]) is streamed: rendered (and gzipped) a piece at a
+//! time while the client reads, so a scrape holds a few pieces rather than the whole body (30–150 MB at 10,000
+//! queues), and nothing of that size is kept between scrapes.
 
 use super::api::AnyBody;
 use super::negotiate::{content_type, format_for, wants_gzip};
 use super::webconfig::WebConfig;
-use super::{encode_into, ExpositionError};
+use super::{encode_tail, ExpositionError};
 use crate::model::{now_ms, Readiness};
-use crate::state::Store;
+use crate::state::{Format, Store, TextPieces};
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_ENCODING, CONTENT_TYPE, VARY, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -32,11 +38,15 @@ use tokio_util::task::TaskTracker;
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client that has not sent its request headers by then is dropped (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Output buffers kept for reuse. A fresh 30–70 MB buffer costs more in page faults than the whole render, so
-/// the last buffers stay allocated between scrapes (two: an HA pair of Prometheus servers scrapes at once).
-const POOLED_BUFFERS: usize = 2;
-/// Scrapes rendered at once; more wait their turn. Each holds a whole body (tens of MB at 300k series), so
-/// unbounded concurrency would turn a burst of scrapers into an out-of-memory kill.
+/// Plain-text bytes rendered per piece of a streamed `/metrics` body: large enough that the per-piece overhead
+/// (a blocking-pool hop, a chunk header) is noise, small enough to stay in cache.
+const PIECE_BYTES: usize = 256 * 1024;
+/// Pieces rendered ahead of a slow client.
+const PIECES_AHEAD: usize = 2;
+/// A client that takes no piece for this long is dropped: it holds a scrape slot and a snapshot of the store.
+const PIECE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Scrapes in flight at once; more wait their turn. Each holds a few pieces and a snapshot of the store (which
+/// keeps replaced queue texts alive until it ends), so unbounded concurrency would cost unbounded memory.
 const MAX_CONCURRENT_RENDERS: usize = 4;
 /// Connections served at once; past this, new ones wait in the kernel's backlog instead of costing memory here.
 /// Stream clients hold theirs for long, so their cap comes on top: a full house of them leaves 512 for scrapes.
@@ -64,50 +74,8 @@ pub struct AppState {
     /// `--web.config.file`: TLS, basic auth, extra headers.
     pub web: WebConfig,
     render_slots: Arc<tokio::sync::Semaphore>,
-    buffers: Arc<BufferPool>,
     /// `/api/v1/stream` clients.
     pub(crate) streams: Arc<super::stream::Hub>,
-}
-
-/// Warm output buffers (see [`POOLED_BUFFERS`]).
-#[derive(Debug, Default)]
-struct BufferPool {
-    free: std::sync::Mutex<Vec<Vec<u8>>>,
-}
-
-impl BufferPool {
-    fn take(self: &Arc<Self>) -> Pooled {
-        let buf = self.free.lock().map(|mut f| f.pop()).unwrap_or_default().unwrap_or_default();
-        Pooled { buf, pool: self.clone() }
-    }
-}
-
-/// A buffer that goes back to its pool when the response body that owns it is dropped.
-struct Pooled {
-    buf: Vec<u8>,
-    pool: Arc<BufferPool>,
-}
-
-impl AsRef<[u8]> for Pooled {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf
-    }
-}
-
-impl Drop for Pooled {
-    fn drop(&mut self) {
-        let mut buf = std::mem::take(&mut self.buf);
-        // A buffer far larger than what it last held (the org shrank) is released rather than kept.
-        if buf.capacity() > 2 * buf.len().max(1 << 20) {
-            return;
-        }
-        buf.clear();
-        if let Ok(mut free) = self.pool.free.lock() {
-            if free.len() < POOLED_BUFFERS {
-                free.push(buf);
-            }
-        }
-    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -135,7 +103,6 @@ impl AppState {
             summary: None,
             web: WebConfig::default(),
             render_slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_RENDERS)),
-            buffers: Arc::new(BufferPool::default()),
             streams: Arc::new(super::stream::Hub::new(super::stream::MAX_STREAM_CLIENTS, super::stream::CLIENT_BUFFER)),
         }
     }
@@ -159,6 +126,14 @@ impl AppState {
 }
 
 type Body = Full<Bytes>;
+/// A response body that can fail: a streamed `/metrics` body is cut (the connection aborted) rather than ended
+/// cleanly when it cannot be finished, so no scraper takes a partial body for a whole one.
+type WireBody = UnsyncBoxBody<Bytes, BodyError>;
+type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+fn wire(body: AnyBody) -> WireBody {
+    body.map_err(|never| match never {}).boxed_unsync()
+}
 
 /// Serve `app` on `listener` until `shutdown` is cancelled, then drain connections and return.
 pub async fn serve(listener: TcpListener, app: AppState, shutdown: CancellationToken) -> Result<(), ExpositionError> {
@@ -253,7 +228,7 @@ async fn handle(
     req: Request<Incoming>,
     app: Arc<AppState>,
     shutdown: CancellationToken,
-) -> Result<Response<AnyBody>, Infallible> {
+) -> Result<Response<WireBody>, Infallible> {
     let mut response = route(req, &app, shutdown).await;
     for (k, v) in &app.web.headers {
         response.headers_mut().insert(k.clone(), v.clone());
@@ -261,7 +236,7 @@ async fn handle(
     Ok(response)
 }
 
-async fn route(req: Request<Incoming>, app: &Arc<AppState>, shutdown: CancellationToken) -> Response<AnyBody> {
+async fn route(req: Request<Incoming>, app: &Arc<AppState>, shutdown: CancellationToken) -> Response<WireBody> {
     if let Some(auth) = &app.web.auth {
         let authorization = header(&req, http::header::AUTHORIZATION).map(str::to_owned);
         let auth = auth.clone();
@@ -271,13 +246,16 @@ async fn route(req: Request<Incoming>, app: &Arc<AppState>, shutdown: Cancellati
             let mut r = text_response(StatusCode::UNAUTHORIZED, "unauthorized\n");
             r.headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"genesys-cloud-exporter\""));
-            return r.map(BodyExt::boxed_unsync);
+            return r.map(|b| wire(b.boxed_unsync()));
         }
     }
     if super::api::handles(req.uri().path()) {
-        return super::api::serve(req, app.clone(), shutdown).await;
+        return super::api::serve(req, app.clone(), shutdown).await.map(wire);
     }
-    route_whole(req, app).await.map(BodyExt::boxed_unsync)
+    if req.uri().path() == app.telemetry_path && (req.method() == Method::GET || req.method() == Method::HEAD) {
+        return metrics(&req, app.clone()).await;
+    }
+    route_whole(req, app).await.map(|b| wire(b.boxed_unsync()))
 }
 
 /// The routes with whole bodies.
@@ -292,10 +270,7 @@ async fn route_whole(req: Request<Incoming>, app: &Arc<AppState>) -> Response<Bo
         r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
-    // hyper drops the body of a HEAD response itself and keeps its Content-Length.
-    if path == app.telemetry_path {
-        metrics(&req, app.clone()).await
-    } else if path == "/healthz" {
+    if path == "/healthz" {
         text_response(StatusCode::OK, "ok\n")
     } else if path == "/readyz" {
         readyz(&app.readiness)
@@ -314,43 +289,143 @@ fn readyz(readiness: &Readiness) -> Response<Body> {
     }
 }
 
-async fn metrics(req: &Request<Incoming>, app: Arc<AppState>) -> Response<Body> {
+/// One scrape's body, produced a piece at a time: the queue families, then the registry's text (encoded up
+/// front, so an encoding error is a 500 before anything is sent), gzipped on the way when asked.
+struct Producer {
+    pieces: TextPieces,
+    tail: Option<Vec<u8>>,
+    gzip: Option<flate2::write::GzEncoder<Vec<u8>>>,
+    done: bool,
+}
+
+impl Producer {
+    fn new(app: &AppState, format: Format, gzip: bool) -> Result<Producer, ExpositionError> {
+        let mut tail = Vec::new();
+        encode_tail(&app.registry, format, &mut tail)?;
+        // Fastest level: on a 30 MB scrape the default level costs several times the rendering for a few
+        // percent of size.
+        let gzip = gzip
+            .then(|| flate2::write::GzEncoder::new(Vec::with_capacity(PIECE_BYTES / 4), flate2::Compression::fast()));
+        Ok(Producer { pieces: app.store.text_pieces(format, now_ms()), tail: Some(tail), gzip, done: false })
+    }
+
+    /// The next non-empty piece of the body, `None` once it is complete.
+    fn next(&mut self) -> Result<Option<Bytes>, ExpositionError> {
+        while !self.done {
+            let mut plain = Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 4);
+            let more = self.pieces.next_into(&mut plain, PIECE_BYTES);
+            if !more {
+                plain.extend(self.tail.take().unwrap_or_default());
+                self.done = true;
+            }
+            let out = match self.gzip.as_mut() {
+                None => plain,
+                Some(gz) => {
+                    gz.write_all(&plain).map_err(ExpositionError::Compress)?;
+                    if self.done {
+                        match self.gzip.take() {
+                            Some(gz) => gz.finish().map_err(ExpositionError::Compress)?,
+                            None => Vec::new(),
+                        }
+                    } else {
+                        std::mem::take(gz.get_mut())
+                    }
+                }
+            };
+            if !out.is_empty() {
+                return Ok(Some(Bytes::from(out)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Run [`Producer::next`] on the blocking pool; the producer comes back unless it failed.
+async fn next_piece(mut p: Producer) -> Result<(Producer, Option<Bytes>), ExpositionError> {
+    tokio::task::spawn_blocking(move || p.next().map(|piece| (p, piece)))
+        .await
+        .map_err(ExpositionError::Render)
+        .and_then(|r| r)
+}
+
+async fn metrics(req: &Request<Incoming>, app: Arc<AppState>) -> Response<WireBody> {
     let format = format_for(header(req, http::header::ACCEPT));
     let gzip = wants_gzip(header(req, http::header::ACCEPT_ENCODING));
     // The semaphore is never closed, so acquiring only fails if that changes; then render without a slot.
     let permit = app.render_slots.clone().acquire_owned().await.ok();
-    let result = tokio::task::spawn_blocking(move || -> Result<Bytes, ExpositionError> {
-        let _permit = permit;
-        let mut body = app.buffers.take();
-        encode_into(&app.store, &app.registry, format, now_ms(), &mut body.buf)?;
-        if !gzip {
-            // The buffer returns to the pool once hyper has sent and dropped the body.
-            return Ok(Bytes::from_owner(body));
-        }
-        // Fastest level: on a 30 MB scrape the default level costs several times the rendering for a few
-        // percent of size.
-        let mut enc =
-            flate2::write::GzEncoder::new(Vec::with_capacity(body.buf.len() / 8), flate2::Compression::fast());
-        enc.write_all(&body.buf).map_err(ExpositionError::Compress)?;
-        enc.finish().map(Bytes::from).map_err(ExpositionError::Compress)
-    })
-    .await
-    .map_err(ExpositionError::Render)
-    .and_then(|r| r);
-    match result {
-        Ok(body) => {
-            let mut r = Response::new(Full::new(body));
-            let h = r.headers_mut();
-            h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type(format)));
-            h.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
-            if gzip {
-                h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            }
-            r
-        }
+    let started = {
+        let app = app.clone();
+        tokio::task::spawn_blocking(move || -> Result<(Producer, Option<Bytes>), ExpositionError> {
+            let mut p = Producer::new(&app, format, gzip)?;
+            let first = p.next()?;
+            Ok((p, first))
+        })
+        .await
+        .map_err(ExpositionError::Render)
+        .and_then(|r| r)
+    };
+    let (producer, first) = match started {
+        Ok(x) => x,
         Err(e) => {
             tracing::error!(err = %e, kind = e.kind(), "could not produce /metrics");
-            text_response(StatusCode::INTERNAL_SERVER_ERROR, format!("error: {e}\n"))
+            return text_response(StatusCode::INTERNAL_SERVER_ERROR, format!("error: {e}\n"))
+                .map(|b| wire(b.boxed_unsync()));
+        }
+    };
+    let first = first.unwrap_or_default();
+    let body = if producer.done {
+        // One piece holds it all (a small org): a whole body with its Content-Length, which hyper keeps for HEAD.
+        drop(permit);
+        Full::new(first).map_err(|never| match never {}).boxed_unsync()
+    } else {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, BodyError>>(PIECES_AHEAD);
+        tokio::spawn(stream_pieces(producer, first, tx, permit));
+        let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|piece| (piece.map(Frame::data), rx))
+        });
+        StreamBody::new(frames).boxed_unsync()
+    };
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type(format)));
+    h.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    if gzip {
+        h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    r
+}
+
+/// Feed a streamed body: the next piece is rendered while the client reads the previous ones. Stops when the
+/// client goes away (HEAD, disconnect); cuts the body on an error or a client that reads nothing for
+/// [`PIECE_TIMEOUT`].
+async fn stream_pieces(
+    mut producer: Producer,
+    first: Bytes,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, BodyError>>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    let mut piece = Some(first);
+    while let Some(bytes) = piece.take() {
+        match tokio::time::timeout(PIECE_TIMEOUT, tx.send(Ok(bytes))).await {
+            Ok(Ok(())) => {}
+            // The client is gone.
+            Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::debug!("a /metrics client read nothing for {PIECE_TIMEOUT:?}; dropped");
+                let _ = tx.try_send(Err("client too slow".into()));
+                return;
+            }
+        }
+        match next_piece(producer).await {
+            Ok((p, next)) => {
+                producer = p;
+                piece = next;
+            }
+            Err(e) => {
+                tracing::error!(err = %e, kind = e.kind(), "could not produce /metrics");
+                let _ = tx.send(Err(Box::new(e))).await;
+                return;
+            }
         }
     }
 }
@@ -424,27 +499,53 @@ fn landing(app: &AppState) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::QueueMeta;
+    use std::io::Read as _;
 
-    #[test]
-    fn buffers_return_to_the_pool_warm_and_bounded() {
-        let pool = Arc::new(BufferPool::default());
-        let mut a = pool.take();
-        a.buf.extend_from_slice(&[1u8; 4096]);
-        let cap = a.buf.capacity();
-        drop(Bytes::from_owner(a));
-        let b = pool.take();
-        assert!(b.buf.is_empty() && b.buf.capacity() == cap, "the same allocation comes back, cleared");
-        drop(b);
-        // Never more than POOLED_BUFFERS kept.
-        let held: Vec<Pooled> = (0..POOLED_BUFFERS + 2).map(|_| pool.take()).collect();
-        drop(held);
-        assert_eq!(pool.free.lock().map(|f| f.len()).unwrap_or(0), POOLED_BUFFERS);
-        // A buffer much larger than what it held is released.
-        let pool = Arc::new(BufferPool::default());
-        let mut big = pool.take();
-        big.buf.reserve(8 << 20);
-        big.buf.push(1);
-        drop(big);
-        assert_eq!(pool.free.lock().map(|f| f.len()).unwrap_or(1), 0);
+    /// A body of many pieces arrives whole (chunked, no Content-Length), plain and gzipped, and equals the
+    /// one-buffer encoding up to the values that move with the clock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_body_streams_in_pieces_and_arrives_whole() {
+        let store = Store::default();
+        let queue = |i: usize| QueueMeta {
+            id: format!("q{i:05}"),
+            name: format!("Queue {i:05}"),
+            division_id: "d1".into(),
+            division: "Home".into(),
+        };
+        store.set_queues((0..4000).map(queue).collect());
+        let registry = prometheus::Registry::new();
+        let app = AppState::new(store.clone(), registry.clone(), Arc::new(Readiness::default()), "test");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, app, shutdown.clone()));
+        let want = super::super::encode(&store, &registry, Format::Prometheus, now_ms()).unwrap();
+        assert!(want.len() > 4 * PIECE_BYTES, "{} bytes: several pieces", want.len());
+        let steady = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| !l.starts_with("genesys_queue_data_age") && !l.starts_with("process_"))
+                .map(str::to_owned)
+                .collect()
+        };
+        crate::genesys::client::install_crypto_provider();
+        let http = reqwest::Client::new();
+        let r = http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().get("content-length").is_none(), "streamed, not one buffer");
+        let plain = r.text().await.unwrap();
+        assert_eq!(steady(&plain), steady(&String::from_utf8(want).unwrap()));
+        let r = http.get(&url).header("accept-encoding", "gzip").send().await.unwrap();
+        assert_eq!(r.headers().get("content-encoding").map(|v| v.as_bytes()), Some(&b"gzip"[..]));
+        let zipped = r.bytes().await.unwrap();
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&zipped[..]).read_to_string(&mut text).unwrap();
+        assert_eq!(steady(&text), steady(&plain));
+        // HEAD of a streamed body: headers only, and the connection stays usable.
+        let r = http.head(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(steady(&http.get(&url).send().await.unwrap().text().await.unwrap()), steady(&plain));
+        shutdown.cancel();
+        server.await.unwrap().unwrap();
     }
 }

@@ -375,6 +375,16 @@ impl Store {
         render::write_all(&entries, headers, now_ms, self.inner.max_age_ms, out);
     }
 
+    /// [`Store::write_text`] in pieces of about `piece` bytes (see [`TextPieces`]): a scrape then holds one piece
+    /// at a time instead of the whole body.
+    pub fn text_pieces(&self, format: Format, now_ms: i64) -> TextPieces {
+        TextPieces {
+            store: self.clone(),
+            format,
+            cursor: render::chunked::Cursor::new(self.snapshot(), now_ms, self.inner.max_age_ms),
+        }
+    }
+
     /// Counts for the landing page.
     pub fn summary(&self, now_ms: i64) -> StoreSummary {
         let entries = self.snapshot();
@@ -404,6 +414,28 @@ impl Store {
         let q = w.queues.get(queue_id)?;
         let e = entry_of(q);
         Some((e.freshness(now_ms, self.inner.max_age_ms), q.version))
+    }
+}
+
+/// The queue families of one scrape, as of [`Store::text_pieces`]' instant, handed out piece by piece. The
+/// concatenation of every piece is [`Store::write_text`]'s output at that instant.
+pub struct TextPieces {
+    store: Store,
+    format: Format,
+    cursor: render::chunked::Cursor,
+}
+
+impl TextPieces {
+    /// Append the next piece to `out`, stopping once `out` holds `limit` bytes (it may pass by one queue's
+    /// family). False once the text is complete.
+    pub fn next_into(&mut self, out: &mut Vec<u8>, limit: usize) -> bool {
+        self.cursor.fill(&self.store.inner.headers[self.format as usize], out, limit)
+    }
+}
+
+impl std::fmt::Debug for TextPieces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextPieces").field("format", &self.format).finish_non_exhaustive()
     }
 }
 

@@ -13,6 +13,9 @@ use crate::model::{ChannelClock, Source};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Streaming the scrape output in pieces (perf-mem; apart from this module's code).
+pub(crate) mod chunked;
+
 /// Label values of a presence id that no definition names.
 pub(crate) const UNKNOWN: &str = "unknown";
 

@@ -30,7 +30,9 @@ pub struct QueueDoc {
     pub(crate) name: String,
     pub(crate) division: String,
     pub(crate) division_id: String,
-    entry: Arc<QueueEntry>,
+    /// The queue's freshness inputs, without its rendered text: the change log keeps thousands of old documents,
+    /// and holding each one's text too (kilobytes per version) was most of the exporter's memory.
+    entry: QueueEntry,
 }
 
 impl QueueDoc {
@@ -59,6 +61,12 @@ impl QueueDoc {
         }
         v
     }
+}
+
+/// The empty text a [`QueueDoc`]'s freshness entry carries (one shared allocation).
+fn no_text() -> Arc<super::render::RenderedQueue> {
+    static EMPTY: std::sync::OnceLock<Arc<super::render::RenderedQueue>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(Arc::default).clone()
 }
 
 /// One store version: a queue published (`new`) or removed (`new == None`).
@@ -185,7 +193,14 @@ impl Live {
             name: q.meta.name.clone(),
             division: q.meta.division.clone(),
             division_id: q.meta.division_id.clone(),
-            entry: entry.clone(),
+            entry: QueueEntry {
+                text: no_text(),
+                source: entry.source,
+                stale: entry.stale,
+                last_update_ms: entry.last_update_ms,
+                added_ms: entry.added_ms,
+                clock: entry.clock.clone(),
+            },
         });
         let change = Change { version, id: doc.id.clone(), old: None, new: Some(doc.clone()) };
         self.record(change, Some(doc));

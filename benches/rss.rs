@@ -83,7 +83,7 @@ impl Drop for Exporter {
     }
 }
 
-async fn run(w: &Workload, queues: usize, stream_for: Duration, http: &reqwest::Client) -> Row {
+async fn run(w: &Workload, queues: usize, stream_for: Duration, http: &reqwest::Client) -> Option<Row> {
     let mut cfg = SimConfig::default();
     cfg.model.queues = queues;
     cfg.model.agents_per_queue = 8;
@@ -120,7 +120,11 @@ async fn run(w: &Workload, queues: usize, stream_for: Duration, http: &reqwest::
         if ready {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(300), "exporter not ready after 5 min");
+        if t0.elapsed() > Duration::from_secs(400) {
+            println!("| {} | {queues} | not ready after {:.0} s | | | | | | | |", w.name, t0.elapsed().as_secs_f64());
+            sim.shutdown().await;
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(stream_for).await;
@@ -160,7 +164,7 @@ async fn run(w: &Workload, queues: usize, stream_for: Duration, http: &reqwest::
     drop(exporter);
     sim.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
-    row
+    Some(row)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -173,13 +177,13 @@ async fn main() {
     } else {
         let mut p: Vec<(&Workload, usize, Duration)> =
             [100, 1_000, 10_000, 20_000].into_iter().map(|n| (&TARGET, n, Duration::from_secs(30))).collect();
-        p.extend([1_000, 10_000].into_iter().map(|n| (&WORST, n, Duration::from_secs(60))));
+        p.push((&WORST, 10_000, Duration::from_secs(60)));
         p
     };
     println!("| workload | queues | series | /metrics plain | gzip | scrape plain | scrape gzip | RSS streaming | RSS after scrapes | peak (VmHWM) |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (w, queues, stream_for) in plan {
-        let r = run(w, queues, stream_for, &http).await;
+        let Some(r) = run(w, queues, stream_for, &http).await else { continue };
         println!(
             "| {} | {} | {} | {:.1} MB | {:.1} MB | {:.0} ms | {:.0} ms | {:.0} MiB | {:.0} MiB | {:.0} MiB |",
             r.workload,

@@ -44,6 +44,7 @@ cargo test --quiet --bench ingest -- --quick
 cargo test --quiet --bench sim_throughput -- --quick
 cargo test --quiet --bench freshness -- --quick
 cargo test --quiet --bench stream_clients -- --quick
+cargo test --quiet --bench rss -- --quick
 # Doc tests are not run by nextest.
 cargo test --doc --quiet
 

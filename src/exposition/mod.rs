@@ -89,6 +89,11 @@ pub fn encode_into(
     out: &mut Vec<u8>,
 ) -> Result<(), ExpositionError> {
     store.write_text(format, now_ms, out);
+    encode_tail(registry, format, out)
+}
+
+/// What follows the queue families: the registry's metrics, then (OpenMetrics) `# EOF`.
+pub fn encode_tail(registry: &Registry, format: Format, out: &mut Vec<u8>) -> Result<(), ExpositionError> {
     let families = registry.gather();
     match format {
         Format::Prometheus => TextEncoder::new().encode(&families, out).map_err(ExpositionError::Encode)?,

@@ -29,7 +29,9 @@ pub struct QueueDoc {
     /// Built from `src` on first read.
     doc: OnceLock<Value>,
     src: DocSource,
-    entry: Arc<QueueEntry>,
+    /// The queue's freshness inputs, without its rendered text: the change log keeps thousands of old documents,
+    /// and holding each one's text too (kilobytes per version) was most of the exporter's memory.
+    entry: QueueEntry,
 }
 
 /// The queue's state as of the publish, shared with the writer (which copies a map only when it changes it).
@@ -76,6 +78,12 @@ impl QueueDoc {
         }
         v
     }
+}
+
+/// The empty text a [`QueueDoc`]'s freshness entry carries (one shared allocation).
+fn no_text() -> Arc<super::render::RenderedQueue> {
+    static EMPTY: std::sync::OnceLock<Arc<super::render::RenderedQueue>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(Arc::default).clone()
 }
 
 /// One store version: a queue published (`new`) or removed (`new == None`).
@@ -207,7 +215,15 @@ impl Live {
             intervals: q.intervals.clone(),
             presence: presence.clone(),
         };
-        let doc = Arc::new(QueueDoc { id: q.key.1.clone(), version, doc: OnceLock::new(), src, entry: entry.clone() });
+        let entry = QueueEntry {
+            text: no_text(),
+            source: entry.source,
+            stale: entry.stale,
+            last_update_ms: entry.last_update_ms,
+            added_ms: entry.added_ms,
+            clock: entry.clock.clone(),
+        };
+        let doc = Arc::new(QueueDoc { id: q.key.1.clone(), version, doc: OnceLock::new(), src, entry });
         let change = Change { version, id: doc.id.clone(), old: None, new: Some(doc.clone()) };
         self.record(change, Some(doc));
     }

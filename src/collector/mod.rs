@@ -20,9 +20,9 @@ use crate::telemetry::{LogLimiter, SelfMetrics};
 use directory::QueueFilter;
 use seed::{ReadResult, Reader};
 use shard::Shard;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -90,6 +90,9 @@ pub struct Shared {
     /// Queues that have not had a complete read yet (for `/readyz`).
     unseeded: Mutex<HashSet<String>>,
     presence_refresh: Notify,
+    /// When each queue last had a topic message applied. A poll read asked before that may be older than the
+    /// message (a socket can stream while its re-seed keeps failing), so the poller leaves such a queue alone.
+    streamed: Mutex<HashMap<String, Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -123,6 +126,16 @@ impl Shared {
         }
         let event_ms = d.update.event_ms;
         let from_stream = d.update.source == Source::Stream;
+        if from_stream {
+            let now = Instant::now();
+            let mut m = lock(&self.streamed);
+            match m.get_mut(&d.update.queue_id) {
+                Some(t) => *t = now,
+                None => {
+                    m.insert(d.update.queue_id.clone(), now);
+                }
+            }
+        }
         let outcome = self.store.apply(d.update);
         if outcome.unknown_queue {
             // Not ours (another shard's, or removed since): harmless, but worth a count.
@@ -185,6 +198,11 @@ impl Shared {
         }
     }
 
+    /// Whether a topic message for `queue_id` was applied at or after `since`.
+    pub fn streamed_since(&self, queue_id: &str, since: Instant) -> bool {
+        lock(&self.streamed).get(queue_id).is_some_and(|t| *t >= since)
+    }
+
     /// The stream serves these queues again (connected and re-seeded), unless their topic was rejected.
     pub fn healthy(&self, ids: &[String], clock: &Arc<ChannelClock>) {
         let rejected = lock(&self.rejected);
@@ -227,6 +245,7 @@ impl Shared {
         lock(&self.poll).retain(|k, _| !ids.contains(k));
         lock(&self.rejected).retain(|k| !ids.contains(k));
         lock(&self.unseeded).retain(|k| !ids.contains(k));
+        lock(&self.streamed).retain(|k, _| !ids.contains(k));
     }
 }
 
@@ -261,6 +280,7 @@ impl Collector {
             rejected: Mutex::new(HashSet::new()),
             unseeded: Mutex::new(HashSet::new()),
             presence_refresh: Notify::new(),
+            streamed: Mutex::new(HashMap::new()),
         });
         Collector { shared, filter: Mutex::new(filter) }
     }

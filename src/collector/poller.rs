@@ -37,6 +37,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             shared.metrics.poll_cycle_seconds.set(started.duration_since(prev).as_secs_f64());
         }
         last_start = Some(started);
+        let asked = std::time::Instant::now();
         let read = tokio::select! {
             _ = shutdown.cancelled() => return,
             r = shared.reader.read(&ids, Priority::Poll) => r,
@@ -46,7 +47,10 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
                 // A queue whose stream recovered while the read was in flight was re-seeded after this read was
                 // asked for (it may have waited out a 429 behind the budget): its values are newer, so the read
                 // must not overwrite them, nor its stream source.
-                let still: std::collections::HashSet<String> = shared.poll_ids().into_iter().collect();
+                // Likewise a queue whose socket delivered a topic message meanwhile (its re-seed failing, say): the
+                // message may be newer than this read, and it stays until the queue's next change.
+                let still: std::collections::HashSet<String> =
+                    shared.poll_ids().into_iter().filter(|id| !shared.streamed_since(id, asked)).collect();
                 read.observations.retain(|d| still.contains(&d.update.queue_id));
                 read.aggregates.retain(|u| still.contains(&u.queue_id));
                 shared.apply_read(read);

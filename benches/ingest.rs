@@ -4,6 +4,9 @@
 //! Prints notifications per second and the per-notification latency (frame in → block published) as p50/p99, for
 //! stores of 100 … 20,000 queues. `cargo bench --bench ingest`; `-- --quick` runs one tiny size (the test command).
 
+mod common;
+use common::cpu_ns;
+
 use genesys_cloud_exporter::genesys::decode::{decode_frame, Frame};
 use genesys_cloud_exporter::model::QueueMeta;
 use genesys_cloud_exporter::state::{Store, StoreConfig};
@@ -76,26 +79,12 @@ fn ingest(store: &Store, frame: &str) {
 
 /// Nanoseconds this thread has run on a CPU (`/proc/thread-self/schedstat`), so a figure on this shared machine
 /// can be given per CPU second as well as per wall second; `None` where the file does not exist.
-fn cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    // `--sizes 10000,20000` runs only those sizes (one row when iterating on a change).
-    let only: Option<Vec<usize>> = std::env::args()
-        .skip_while(|a| a != "--sizes")
-        .nth(1)
-        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect());
-    let sizes: Vec<usize> = match (quick, only) {
-        (true, _) => vec![100],
-        (false, Some(s)) => s,
-        (false, None) => vec![100, 1_000, 10_000, 20_000],
-    };
+    let (quick, sizes) = common::sizes();
     let per_size = if quick { 20_000 } else { 400_000 };
     println!("| queues | notifications | applied/s (wall, one thread) | applied per CPU second | latency p50 | latency p99 | max |");
     println!("|---:|---:|---:|---:|---:|---:|---:|");

@@ -7,6 +7,9 @@
 //! `cargo bench --bench scrape` prints the tables; `cargo bench --bench scrape -- --quick` runs one tiny size (the
 //! test command does this so the bench keeps compiling and working).
 
+mod common;
+use common::cpu_ns;
+
 use genesys_cloud_exporter::model::{GroupUpdate, ObsMetric, Observation, QueueMeta, QueueUpdate, Source};
 use genesys_cloud_exporter::state::{Format, PresenceDef, Store, StoreConfig};
 use std::time::{Duration, Instant};
@@ -129,26 +132,12 @@ fn prometheus_crate_encode(text: &str) -> Duration {
 
 /// Nanoseconds this thread has run on a CPU (`/proc/thread-self/schedstat`), so a figure on this shared machine
 /// can be given per CPU second as well as per wall second; `None` where the file does not exist.
-fn cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
-}
-
 fn best_of(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
     (0..runs).map(|_| f()).min().unwrap_or_default()
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    // `--sizes 10000,20000` runs only those sizes (one row when iterating on a change).
-    let only: Option<Vec<usize>> = std::env::args()
-        .skip_while(|a| a != "--sizes")
-        .nth(1)
-        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect());
-    let sizes: Vec<usize> = match (quick, only) {
-        (true, _) => vec![100],
-        (false, Some(s)) => s,
-        (false, None) => vec![100, 1_000, 10_000, 20_000],
-    };
+    let (quick, sizes) = common::sizes();
     println!("| queues | series | bytes | render (best of 5) | render CPU time | memcpy same bytes | ratio | prometheus crate encoder | ratio |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in &sizes {

@@ -13,6 +13,8 @@ pub struct Proc {
     /// Everything written to stderr so far.
     stderr: Arc<Mutex<String>>,
     stdout: Arc<Mutex<String>>,
+    /// The pipe readers: joined once the child has exited, so its last output is in `stderr`/`stdout`.
+    drains: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// Environment pointing the exporter at a simulator with `secret` as its client secret.
@@ -25,7 +27,7 @@ pub fn sim_env(base_url: &str, secret: &str) -> Vec<(String, String)> {
     ]
 }
 
-fn drain(mut r: impl std::io::Read + Send + 'static, into: Arc<Mutex<String>>) {
+fn drain(mut r: impl std::io::Read + Send + 'static, into: Arc<Mutex<String>>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
         loop {
@@ -34,7 +36,7 @@ fn drain(mut r: impl std::io::Read + Send + 'static, into: Arc<Mutex<String>>) {
                 Ok(n) => into.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n])),
             }
         }
-    });
+    })
 }
 
 impl Proc {
@@ -48,9 +50,11 @@ impl Proc {
         let mut child = cmd.spawn().expect("the exporter binary starts");
         let stderr = Arc::new(Mutex::new(String::new()));
         let stdout = Arc::new(Mutex::new(String::new()));
-        drain(child.stderr.take().unwrap(), stderr.clone());
-        drain(child.stdout.take().unwrap(), stdout.clone());
-        Proc { child, stderr, stdout }
+        let drains = vec![
+            drain(child.stderr.take().unwrap(), stderr.clone()),
+            drain(child.stdout.take().unwrap(), stdout.clone()),
+        ];
+        Proc { child, stderr, stdout, drains }
     }
 
     pub fn stderr(&self) -> String {
@@ -92,7 +96,12 @@ impl Proc {
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Some((status, started.elapsed()));
+                let took = started.elapsed();
+                // The pipes end with the child; without the join its last lines could still be unread.
+                for d in self.drains.drain(..) {
+                    let _ = d.join();
+                }
+                return Some((status, took));
             }
             if started.elapsed() > within {
                 let _ = self.child.kill();

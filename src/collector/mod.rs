@@ -177,6 +177,7 @@ impl Shared {
         }
         if u.is_empty() {
             self.readiness.set_seeded(true);
+            self.metrics.up.set(i64::from(self.readiness.ready()));
         }
     }
 
@@ -305,7 +306,8 @@ impl Collector {
         // Log in first: a wrong secret should fail loudly at start, not as a stream of retries.
         api.tokens().token().await.map_err(CollectorError::Auth)?;
         shared.readiness.set_authenticated(true);
-        shared.metrics.up.set(1);
+        // Not 1 yet: `genesys_up` promises fresh data, which only the first seed brings (the tick below follows).
+        shared.metrics.up.set(i64::from(shared.readiness.ready()));
         tasks.spawn(api.tokens().clone().keep_fresh(shutdown.clone()));
 
         self.refresh_presence().await;

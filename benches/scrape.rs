@@ -5,7 +5,8 @@
 //! request (what the pusher does every `otlp.interval`), and the request's size, which bounds the pusher's queue.
 //!
 //! `cargo bench --bench scrape` prints the tables; `cargo bench --bench scrape -- --quick` runs one tiny size (the
-//! test command does this so the bench keeps compiling and working).
+//! test command does this so the bench keeps compiling and working). `-- --sizes 10000 --runs 50` takes the best of 50
+//! runs instead of 5; `--render-only` leaves out the `prometheus` crate column and the OTLP table (quick iterations).
 
 mod common;
 use common::cpu_ns;
@@ -136,9 +137,17 @@ fn best_of(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
     (0..runs).map(|_| f()).min().unwrap_or_default()
 }
 
+/// `--runs N`: how many runs the best-of figures take (5 without it; more steadies them on a busy machine and
+/// gives a profiler attached to the bench mostly renders to see).
+fn runs() -> usize {
+    std::env::args().skip_while(|a| a != "--runs").nth(1).and_then(|n| n.parse().ok()).unwrap_or(5)
+}
+
 fn main() {
     let (quick, sizes) = common::sizes();
-    println!("| queues | series | bytes | render (best of 5) | render CPU time | memcpy same bytes | ratio | prometheus crate encoder | ratio |");
+    let runs = runs();
+    let render_only = std::env::args().any(|a| a == "--render-only");
+    println!("| queues | series | bytes | render (best of {runs}) | render CPU time | memcpy same bytes | ratio | prometheus crate encoder | ratio |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in &sizes {
         let store = populate(n);
@@ -147,7 +156,7 @@ fn main() {
         store.write_text(Format::Prometheus, now, &mut buf);
         let series = buf.split(|b| *b == b'\n').filter(|l| !l.is_empty() && l[0] != b'#').count();
         let mut render_cpu = u64::MAX;
-        let render = best_of(5, || {
+        let render = best_of(runs, || {
             buf.clear();
             let t = Instant::now();
             let cpu0 = cpu_ns();
@@ -158,14 +167,17 @@ fn main() {
             t.elapsed()
         });
         let mut copy = Vec::with_capacity(buf.len());
-        let memcpy = best_of(5, || {
+        let memcpy = best_of(runs, || {
             copy.clear();
             let t = Instant::now();
             copy.extend_from_slice(std::hint::black_box(&buf));
             t.elapsed()
         });
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        let crate_time = if quick || n <= 10_000 { Some(prometheus_crate_encode(&text)) } else { None };
+        let crate_time = if (quick || n <= 10_000) && !render_only {
+            Some(prometheus_crate_encode(&String::from_utf8_lossy(&buf)))
+        } else {
+            None
+        };
         println!(
             "| {n} | {series} | {} | {:.2} ms | {} | {:.2} ms | {:.1}× | {} | {} |",
             buf.len(),
@@ -185,7 +197,9 @@ fn main() {
             )),
         );
     }
-    otlp_table(&sizes);
+    if !render_only {
+        otlp_table(&sizes);
+    }
 }
 
 fn otlp_table(sizes: &[usize]) {

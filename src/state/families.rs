@@ -151,17 +151,51 @@ pub struct FamilyDef {
     pub part: Part,
 }
 
+/// How a queue's lines of a family are kept between a change and the scrapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Whole lines, formatted when the queue changes.
+    Lines,
+    /// Whole lines in `n` equal-length variants, one per value the scrape may pick (the effective source, the
+    /// stale flag): formatted when the queue changes, chosen at scrape time.
+    Variants(u8),
+    /// Line heads formatted when the queue changes; the values move with the clock and are formatted at scrape
+    /// time.
+    Dynamic,
+}
+
+impl FamilyId {
+    /// The family of an observation metric.
+    pub fn of_obs(m: ObsMetric) -> FamilyId {
+        match m {
+            ObsMetric::Waiting => FamilyId::Waiting,
+            ObsMetric::Alerting => FamilyId::Alerting,
+            ObsMetric::Interacting => FamilyId::Interacting,
+            ObsMetric::LongestWaiting => FamilyId::LongestWaiting,
+            ObsMetric::LongestInteracting => FamilyId::LongestInteracting,
+            ObsMetric::UserRoutingStatuses => FamilyId::Agents,
+            ObsMetric::OnQueueUsers => FamilyId::OnQueueAgents,
+            ObsMetric::UserPresences => FamilyId::PresenceAgents,
+            ObsMetric::OffQueueUsers => FamilyId::OffQueueAgents,
+            ObsMetric::MemberUsers => FamilyId::MemberAgents,
+            ObsMetric::ActiveUsers => FamilyId::ActiveAgents,
+        }
+    }
+}
+
 impl FamilyDef {
-    /// Rendered when the queue changes (as opposed to at scrape time).
-    pub fn pre_rendered(&self) -> bool {
+    pub fn shape(&self) -> Shape {
         match self.value {
-            ValueSource::Obs(m) => !m.is_instant(),
-            ValueSource::DataAge | ValueSource::Source | ValueSource::Stale => false,
-            ValueSource::Meta
+            ValueSource::Obs(m) if m.is_instant() => Shape::Dynamic,
+            ValueSource::DataAge => Shape::Dynamic,
+            ValueSource::Source => Shape::Variants(crate::model::Source::ALL.len() as u8),
+            ValueSource::Stale => Shape::Variants(2),
+            ValueSource::Obs(_)
+            | ValueSource::Meta
             | ValueSource::Aggregate { .. }
             | ValueSource::IntervalStart
             | ValueSource::Counter(_)
-            | ValueSource::Histogram(_) => true,
+            | ValueSource::Histogram(_) => Shape::Lines,
         }
     }
 
@@ -500,6 +534,15 @@ mod tests {
             }
             assert_eq!(d.kind == Kind::Counter, d.name.ends_with("_total"), "{}", d.name);
             assert!(!d.help.is_empty());
+        }
+    }
+
+    #[test]
+    fn every_observation_metric_has_its_family() {
+        for d in &FAMILIES {
+            if let ValueSource::Obs(m) = d.value {
+                assert_eq!(FamilyId::of_obs(m), d.id, "{}", d.name);
+            }
         }
     }
 

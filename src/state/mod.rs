@@ -145,8 +145,8 @@ struct Writer {
     queues: HashMap<String, QueueState>,
     /// Shared with the live view's documents; replaced whole.
     presence: Arc<PresenceTable>,
-    /// Reused render buffer: each render then costs one exact allocation.
-    scratch: Vec<u8>,
+    /// Reused render buffers: each render then costs one exact allocation per part.
+    scratch: render::Scratch,
 }
 
 impl std::fmt::Debug for Store {
@@ -184,7 +184,11 @@ impl Store {
                 buckets: buckets.into_boxed_slice(),
                 headers: [families::headers(false), families::headers(true)],
                 version: AtomicU64::new(start),
-                writer: Mutex::new(Writer { queues: HashMap::new(), presence: Arc::default(), scratch: Vec::new() }),
+                writer: Mutex::new(Writer {
+                    queues: HashMap::new(),
+                    presence: Arc::default(),
+                    scratch: Default::default(),
+                }),
                 published: RwLock::new(BTreeMap::new()),
                 live: snapshot::Live::new(max_age_ms, start),
             }),
@@ -225,7 +229,7 @@ impl Store {
         if rerender {
             // Counter/histogram lines are formatted only for the media types whose totals changed.
             render::fill_totals_text(q, &self.inner.buckets, scratch);
-            q.text = Arc::new(render::render(q, presence, scratch));
+            render::render(q, presence, scratch);
         }
         q.version = version;
         let entry = Arc::new(entry_of(q));

@@ -3,7 +3,7 @@
 //! Pure data, owned by the store's single writer: no locks, no rendering, no clock reads (the caller passes `now`).
 
 use super::aggregates::{MediaTotals, Step};
-use super::render::{MediaTotalsText, RenderedQueue};
+use super::render::{MediaTotalsText, RenderMemo, RenderedQueue};
 use super::{ApplyOutcome, PresenceTable};
 use crate::model::{AggregateStats, ChannelClock, ObsMetric, QueueMeta, QueueUpdate, Source};
 use std::collections::BTreeMap;
@@ -29,6 +29,9 @@ pub(crate) struct IntervalAggs {
 }
 
 pub(crate) type ObsMap = BTreeMap<ObsKey, Option<f64>>;
+
+/// The current intervals' aggregates, by media type.
+pub(crate) type IntervalMap = BTreeMap<String, IntervalAggs>;
 
 /// The sort key of the published map: queues come out ordered by name, then id.
 pub(crate) type SortKey = (Arc<str>, Arc<str>);
@@ -63,6 +66,8 @@ pub(crate) struct QueueState {
     pub added_ms: i64,
     pub version: u64,
     pub text: Arc<RenderedQueue>,
+    /// What `text` was rendered from, so the next render formats only what changed.
+    pub render_memo: RenderMemo,
 }
 
 /// Which media types are kept (empty = all).
@@ -107,6 +112,7 @@ impl QueueState {
             added_ms: now_ms,
             version: 0,
             text: Arc::new(RenderedQueue::default()),
+            render_memo: RenderMemo::default(),
         }
     }
 

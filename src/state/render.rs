@@ -1,54 +1,88 @@
 //! Rendering: each queue's static families once per change, and the family-major scrape output.
 //!
 //! A queue's families that only change when the queue does are rendered into one buffer (one allocation per
-//! queue, not per family) with a slice per family, as kube-state-metrics does. A scrape then copies slices and
-//! formats only what moves with the clock: data age, source, stale and the longest-waiting/interacting seconds.
-//! Sample lines are identical in Prometheus text 0.0.4 and OpenMetrics 1.0; only the family headers differ.
+//! queue, not per family) with a slice per family, as kube-state-metrics does. A change formats only the
+//! families whose inputs changed ([`RenderMemo`]) and copies the others from the queue's current text. A scrape
+//! then copies slices and formats only what moves with the clock: data age and the longest-waiting/interacting
+//! seconds (source and stale are pre-rendered in every variant). Sample lines are identical in Prometheus text
+//! 0.0.4 and OpenMetrics 1.0; only the family headers differ.
 
-use super::families::{FamilyId, LabelSet, Part, Stat, ValueSource, FAMILIES, FAMILY_COUNT};
-use super::queue::QueueState;
+use super::families::{FamilyDef, FamilyId, LabelSet, Part, Shape, Stat, ValueSource, FAMILIES, FAMILY_COUNT};
+use super::queue::{IntervalMap, ObsKey, ObsMap, QueueState};
 use super::text::{escape_label, write_float_label, write_int, write_ms_as_seconds, write_value};
 use super::PresenceTable;
-use crate::model::{ChannelClock, Source};
+use crate::model::{ChannelClock, ObsMetric, QueueMeta, Source};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::mem::MaybeUninit;
+use std::sync::{Arc, Weak};
 
 /// Label values of a presence id that no definition names.
 pub(crate) const UNKNOWN: &str = "unknown";
 
-/// What a scrape-time line shows after its pre-rendered head.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum DynValue {
-    /// Seconds since this start instant (epoch ms); 0 when `None` (nobody waits) or in the future.
-    Since(Option<i64>),
-    /// The queue's data age.
-    Age,
-    /// 1 when this is the queue's effective source.
-    Source(Source),
-    /// The effective stale flag.
-    Stale,
-}
-
-/// A line whose value moves with the clock or with freshness: its head (`name{labels} `) is pre-rendered, the
-/// value is written at scrape time.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct DynLine {
+/// A line whose value moves with the clock: its head (`name{labels} `) is pre-rendered, the value is written at
+/// scrape time. `value` is a start instant (epoch ms: the line shows the seconds since), [`NOBODY`] (0) or
+/// [`AGE`] (the queue's data age): one word, so a queue's lines fit inline in its text.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct DynLine {
     head: (u32, u32),
-    value: DynValue,
+    value: i64,
 }
 
-/// The pre-rendered text of one queue.
-#[derive(Debug, Default)]
+/// [`DynLine::value`] of a longest-waiting/interacting line when nobody waits or interacts.
+const NOBODY: i64 = i64::MIN + 1;
+/// [`DynLine::value`] of the data-age line.
+const AGE: i64 = i64::MIN;
+
+/// The [`DynLine::value`] of a start instant (`None`: nobody). Instants are clamped above the two markers.
+fn since(start: Option<f64>) -> i64 {
+    start.map_or(NOBODY, |s| (s as i64).max(NOBODY + 1))
+}
+
+/// Lines inline up to this many (a data age and the longest waiting and interacting of five media types).
+const DYN_INLINE: usize = 11;
+
+/// A queue's scrape-time lines, inline in its text when few, so sizing a scrape reads one allocation per queue.
+#[derive(Debug, Default, PartialEq)]
+struct DynLines {
+    len: usize,
+    inline: [DynLine; DYN_INLINE],
+    /// All the lines, when more than fit inline.
+    spill: Box<[DynLine]>,
+}
+
+impl DynLines {
+    fn new(lines: &[DynLine]) -> Self {
+        let mut d = DynLines { len: lines.len(), ..DynLines::default() };
+        match d.inline.get_mut(..lines.len()) {
+            Some(inline) => inline.copy_from_slice(lines),
+            None => d.spill = Box::from(lines),
+        }
+        d
+    }
+
+    fn as_slice(&self) -> &[DynLine] {
+        self.inline.get(..self.len).unwrap_or(&self.spill)
+    }
+}
+
+/// The pre-rendered text of one queue. The fields a scrape sizes from come first and together (`repr(C)` keeps
+/// the order): sizing 10,000 queues is then one run of cache lines per queue.
+#[derive(Debug, Default, PartialEq)]
+#[repr(C)]
 pub struct RenderedQueue {
-    /// Every family's bytes in table order: whole lines for pre-rendered families, line heads for the others.
-    buf: Box<[u8]>,
-    /// Family `i` is `buf[bounds[i]..bounds[i + 1]]`.
-    bounds: [u32; FAMILY_COUNT + 1],
-    /// Scrape-time lines, in family order; family `i`'s are `dynamic[dyn_bounds[i]..dyn_bounds[i + 1]]`.
-    dynamic: Box<[DynLine]>,
-    dyn_bounds: [u32; FAMILY_COUNT + 1],
+    /// Bytes family `i` takes in a scrape that shows it: its lines (with the shared counter and histogram
+    /// lines), one variant, or the heads of its scrape-time lines (values not counted).
+    sizes: [u32; FAMILY_COUNT],
     /// End of the queue's latest aggregate interval: interval families are withdrawn once it has passed.
     interval_end: Option<i64>,
+    /// Scrape-time lines, in family order; family `i`'s are `dynamic[dyn_bounds[i]..dyn_bounds[i + 1]]`.
+    dyn_bounds: [u32; FAMILY_COUNT + 1],
+    dynamic: DynLines,
+    /// Family `i` is `buf[bounds[i]..bounds[i + 1]]`.
+    bounds: [u32; FAMILY_COUNT + 1],
+    /// Every family's bytes in table order: whole lines, all variants of a variant family, line heads of the
+    /// scrape-time families.
+    buf: Box<[u8]>,
     /// The counter and histogram lines of each media type (in media order), shared with the queue state's cache
     /// and with earlier renders: a change elsewhere re-renders none of them, an aggregate message one.
     totals: Box<[Arc<MediaTotalsText>]>,
@@ -65,7 +99,7 @@ impl RenderedQueue {
     }
 
     fn dynamic(&self, i: usize) -> &[DynLine] {
-        &self.dynamic[self.dyn_bounds[i] as usize..self.dyn_bounds[i + 1] as usize]
+        &self.dynamic.as_slice()[self.dyn_bounds[i] as usize..self.dyn_bounds[i + 1] as usize]
     }
 
     /// Bytes held (for the summary and tests).
@@ -124,7 +158,7 @@ fn push_head(
     dynamic: &mut Vec<DynLine>,
     name: &str,
     extra: Option<(&str, &str)>,
-    value: DynValue,
+    value: i64,
 ) {
     let from = buf.len() - prefix_end;
     open_line(buf, name, prefix_end);
@@ -150,7 +184,7 @@ const TOTALS_COUNT: usize = FamilyId::Handle as usize + 1 - TOTALS_FIRST;
 
 /// One media type's counter and histogram lines (up to ~40), kept between renders: an aggregate message
 /// changes one media type, so only its lines are formatted again and the others are copied.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub(crate) struct MediaTotalsText {
     buf: Box<[u8]>,
     bounds: [u32; TOTALS_COUNT + 1],
@@ -164,12 +198,12 @@ impl MediaTotalsText {
 
 /// Format the counter and histogram lines of every media type whose text was dropped (by a change of its
 /// totals or of the queue's labels). Runs before [`render`], which then only copies.
-pub(crate) fn fill_totals_text(q: &mut QueueState, buckets: &[f64], scratch: &mut Vec<u8>) {
+pub(crate) fn fill_totals_text(q: &mut QueueState, buckets: &[f64], scratch: &mut Scratch) {
     let QueueState { totals, totals_text, .. } = &mut *q;
     if totals.keys().all(|m| totals_text.contains_key(m)) {
         return;
     }
-    let buf = scratch;
+    let buf = &mut scratch.bytes;
     buf.clear();
     queue_labels(buf, q);
     let prefix_end = buf.len();
@@ -218,13 +252,143 @@ pub(crate) fn fill_totals_text(q: &mut QueueState, buckets: &[f64], scratch: &mu
     }
 }
 
-/// Render `q`'s text: whole lines of the pre-rendered families and the heads of the scrape-time lines. `scratch`
-/// is reused between calls so that the text costs exactly one allocation. The counter and histogram families
-/// are not formatted here: they are shared from the queue's per-media cache, which [`fill_totals_text`] must
-/// have completed.
-pub(crate) fn render(q: &QueueState, presence: &PresenceTable, scratch: &mut Vec<u8>) -> RenderedQueue {
-    let buf = scratch;
+/// Which families a render formats; the others are copied from the queue's current text.
+type Dirty = [bool; FAMILY_COUNT];
+
+const OBS_METRICS: usize = ObsMetric::ALL.len();
+
+/// The observation value a memo compares: `Option<f64>` as one word (`None` as a NaN no JSON number or
+/// difference of finite instants produces).
+fn value_bits(v: Option<f64>) -> u64 {
+    v.map_or(0x7ff8_0000_dead_beef, f64::to_bits)
+}
+
+/// `w` still names the allocation `a` points to.
+fn same<T>(w: &Weak<T>, a: &Arc<T>) -> bool {
+    std::ptr::eq(w.as_ptr(), Arc::as_ptr(a))
+}
+
+/// What a queue's current text was rendered from, so that the next render formats only the families whose
+/// inputs changed and copies the others from the current text (an observation message changes two or three of
+/// ~20 families).
+///
+/// Exact, not a hash. The shared maps are compared by allocation: while a `Weak` names an allocation,
+/// `Arc::make_mut` cannot change it in place (it moves or clones the map to a new one) and the address cannot be
+/// reused, so the same pointer is the same content. Within the observation map, each metric's values are
+/// compared in key order; keys are only ever added (a series once seen stays, at 0), so the same number of keys
+/// of a metric is the same keys.
+#[derive(Debug, Default)]
+pub(crate) struct RenderMemo {
+    text: Weak<RenderedQueue>,
+    meta: Weak<QueueMeta>,
+    presence: Weak<PresenceTable>,
+    obs: Weak<ObsMap>,
+    intervals: Weak<IntervalMap>,
+    /// Every observation value of `obs`, in key order.
+    obs_values: Vec<u64>,
+    /// Keys of `obs` per metric (`ObsMetric as usize`).
+    obs_counts: [u32; OBS_METRICS],
+}
+
+impl RenderMemo {
+    /// Mark what changed since the last render and remember the inputs of this one.
+    fn changes(&mut self, q: &QueueState, presence: &Arc<PresenceTable>) -> Dirty {
+        let full = !same(&self.text, &q.text) || !same(&self.meta, &q.meta);
+        let mut dirty = [full; FAMILY_COUNT];
+        if !same(&self.obs, &q.obs) {
+            self.diff_obs(&q.obs, &mut dirty);
+            self.obs = Arc::downgrade(&q.obs);
+        }
+        if !same(&self.presence, presence) {
+            dirty[FamilyId::PresenceAgents as usize] = true;
+            dirty[FamilyId::OffQueueAgents as usize] = true;
+            self.presence = Arc::downgrade(presence);
+        }
+        if !same(&self.intervals, &q.intervals) {
+            for def in &FAMILIES {
+                if matches!(def.value, ValueSource::Aggregate { .. } | ValueSource::IntervalStart) {
+                    dirty[def.id as usize] = true;
+                }
+            }
+            self.intervals = Arc::downgrade(&q.intervals);
+        }
+        self.meta = Arc::downgrade(&q.meta);
+        dirty
+    }
+
+    /// Mark the families of the metrics whose values differ from the memo's, and record the new values.
+    fn diff_obs(&mut self, obs: &ObsMap, dirty: &mut Dirty) {
+        let mut counts = [0u32; OBS_METRICS];
+        for k in obs.keys() {
+            counts[k.metric as usize] += 1;
+        }
+        // Where each metric's values start in the memo.
+        let mut old_start = [0usize; OBS_METRICS];
+        let mut at = 0;
+        for (m, start) in old_start.iter_mut().enumerate() {
+            *start = at;
+            at += self.obs_counts[m] as usize;
+        }
+        let mut seen = [0usize; OBS_METRICS];
+        let mut changed = [false; OBS_METRICS];
+        for (k, v) in obs.iter() {
+            let m = k.metric as usize;
+            if counts[m] != self.obs_counts[m] {
+                changed[m] = true;
+            } else if !changed[m] {
+                changed[m] = self.obs_values.get(old_start[m] + seen[m]) != Some(&value_bits(*v));
+            }
+            seen[m] += 1;
+        }
+        for m in ObsMetric::ALL {
+            if changed[m as usize] {
+                dirty[FamilyId::of_obs(m) as usize] = true;
+            }
+        }
+        self.obs_values.clear();
+        self.obs_values.extend(obs.values().map(|v| value_bits(*v)));
+        self.obs_counts = counts;
+    }
+}
+
+/// The writer's reusable buffers: a render then costs one exact allocation per part of its result.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    bytes: Vec<u8>,
+    dynamic: Vec<DynLine>,
+}
+
+/// Render `q`'s text and make it the queue's current text. Families whose inputs did not change since the last
+/// render are copied from the current text; the others are formatted. The counter and histogram families are
+/// not formatted here: they are shared from the queue's per-media cache, which [`fill_totals_text`] must have
+/// completed.
+pub(crate) fn render(q: &mut QueueState, presence: &Arc<PresenceTable>, scratch: &mut Scratch) {
+    let mut memo = std::mem::take(&mut q.render_memo);
+    let dirty = memo.changes(q, presence);
+    let text = Arc::new(build(q, presence, &dirty, &q.text, scratch));
+    #[cfg(test)]
+    {
+        // Every unit test of the store also checks that the incremental render equals a full one.
+        let full = build(q, presence, &[true; FAMILY_COUNT], &RenderedQueue::default(), scratch);
+        assert_eq!(*text, full, "incremental render differs from a full render (dirty: {dirty:?})");
+    }
+    memo.text = Arc::downgrade(&text);
+    q.render_memo = memo;
+    q.text = text;
+}
+
+/// Render `q`'s text into a new [`RenderedQueue`]: families marked in `dirty` are formatted, the others copied
+/// from `old` (the queue's current text, which `dirty` was computed against).
+fn build(
+    q: &QueueState,
+    presence: &PresenceTable,
+    dirty: &Dirty,
+    old: &RenderedQueue,
+    scratch: &mut Scratch,
+) -> RenderedQueue {
+    let Scratch { bytes: buf, dynamic } = scratch;
     buf.clear();
+    dynamic.clear();
     queue_labels(buf, q);
     // The queue labels open every line; they are copied from here and cut off at the end.
     let prefix_end = buf.len();
@@ -233,130 +397,182 @@ pub(crate) fn render(q: &QueueState, presence: &PresenceTable, scratch: &mut Vec
     let latest = q.intervals.values().map(|a| a.interval).max_by_key(|i| i.0);
     let mut bounds = [0u32; FAMILY_COUNT + 1];
     let mut dyn_bounds = [0u32; FAMILY_COUNT + 1];
-    let mut dynamic: Vec<DynLine> = Vec::new();
     for def in &FAMILIES {
-        bounds[def.id as usize] = (buf.len() - prefix_end) as u32;
-        dyn_bounds[def.id as usize] = dynamic.len() as u32;
-        match def.value {
-            ValueSource::Meta => {
-                open_line(buf, def.name, prefix_end);
-                label(buf, "division", &q.meta.division);
-                label(buf, "division_id", &q.meta.division_id);
-                close_line(buf, 1.0);
-            }
-            ValueSource::Obs(m) if m.is_instant() => {
-                for (k, v) in q.obs.iter().filter(|(k, _)| k.metric == m) {
-                    if let Some(media) = &k.media {
-                        let since = DynValue::Since(v.map(|s| s as i64));
-                        push_head(buf, prefix_end, &mut dynamic, def.name, Some(("media_type", media)), since);
-                    }
-                }
-            }
-            ValueSource::Obs(m) => match def.labels {
-                LabelSet::MediaType => {
-                    for (k, v) in q.obs.iter().filter(|(k, _)| k.metric == m) {
-                        if let Some(media) = &k.media {
-                            open_line(buf, def.name, prefix_end);
-                            label(buf, "media_type", media);
-                            close_line(buf, v.unwrap_or(0.0));
-                        }
-                    }
-                }
-                LabelSet::RoutingStatus => {
-                    // Spellings that normalise alike are one series.
-                    let mut sums: BTreeMap<String, f64> = BTreeMap::new();
-                    for (k, v) in q.obs.iter().filter(|(k, _)| k.metric == m) {
-                        if let Some(qual) = &k.qualifier {
-                            *sums.entry(super::text::snake_case(qual)).or_default() += v.unwrap_or(0.0);
-                        }
-                    }
-                    for (status, v) in sums {
-                        open_line(buf, def.name, prefix_end);
-                        label(buf, "routing_status", &status);
-                        close_line(buf, v);
-                    }
-                }
-                LabelSet::Presence => {
-                    // Several presence ids can resolve to the same labels (e.g. unknown ones): sum them, since
-                    // duplicate series would make the scrape invalid.
-                    let mut sums: BTreeMap<(&str, &str), f64> = BTreeMap::new();
-                    for (k, v) in q.obs.iter().filter(|(k, _)| k.metric == m) {
-                        if let Some(qual) = &k.qualifier {
-                            *sums.entry(resolve(presence, qual)).or_default() += v.unwrap_or(0.0);
-                        }
-                    }
-                    for ((name, system), v) in sums {
-                        open_line(buf, def.name, prefix_end);
-                        label(buf, "presence", name);
-                        label(buf, "system_presence", system);
-                        close_line(buf, v);
-                    }
-                }
-                LabelSet::None | LabelSet::Division | LabelSet::Source => {
-                    let mut found = false;
-                    let mut sum = 0.0;
-                    for (_, v) in q.obs.iter().filter(|(k, _)| k.metric == m) {
-                        found = true;
-                        sum += v.unwrap_or(0.0);
-                    }
-                    if found {
-                        open_line(buf, def.name, prefix_end);
-                        close_line(buf, sum);
-                    }
-                }
-            },
-            ValueSource::Aggregate { metric, stat } => {
-                let Some(latest) = latest else { continue };
-                for (media, aggs) in q.intervals.iter().filter(|(_, a)| a.interval == latest) {
-                    let Some(stats) = aggs.values.get(&(metric.to_owned(), None)) else { continue };
-                    let value = match stat {
-                        Stat::Count => stats.count,
-                        Stat::Ratio => stats.ratio,
-                        Stat::Target => stats.target,
-                    };
-                    if let Some(v) = value {
-                        open_line(buf, def.name, prefix_end);
-                        label(buf, "media_type", media);
-                        close_line(buf, v);
-                    }
-                }
-            }
-            ValueSource::IntervalStart => {
-                if let Some((start, _)) = latest {
-                    open_line(buf, def.name, prefix_end);
-                    buf.extend_from_slice(b"} ");
-                    write_ms_as_seconds(buf, start);
-                    buf.push(b'\n');
-                }
-            }
-            // Shared from the per-media cache below.
-            ValueSource::Counter(_) | ValueSource::Histogram(_) => {}
-            ValueSource::DataAge => push_head(buf, prefix_end, &mut dynamic, def.name, None, DynValue::Age),
-            ValueSource::Source => {
-                for s in Source::ALL {
-                    push_head(
-                        buf,
-                        prefix_end,
-                        &mut dynamic,
-                        def.name,
-                        Some(("source", s.as_str())),
-                        DynValue::Source(s),
-                    );
-                }
-            }
-            ValueSource::Stale => push_head(buf, prefix_end, &mut dynamic, def.name, None, DynValue::Stale),
+        let i = def.id as usize;
+        bounds[i] = (buf.len() - prefix_end) as u32;
+        dyn_bounds[i] = dynamic.len() as u32;
+        if dirty[i] {
+            render_family(def, q, presence, latest, buf, prefix_end, dynamic);
+        } else {
+            // Same inputs as the current text: copy its lines, moving the scrape-time heads with them.
+            let from = old.bounds[i];
+            let to = bounds[i];
+            buf.extend_from_slice(&old.buf[from as usize..old.bounds[i + 1] as usize]);
+            dynamic.extend(
+                old.dynamic(i)
+                    .iter()
+                    .map(|l| DynLine { head: (l.head.0 - from + to, l.head.1 - from + to), value: l.value }),
+            );
         }
     }
     bounds[FAMILY_COUNT] = (buf.len() - prefix_end) as u32;
     dyn_bounds[FAMILY_COUNT] = dynamic.len() as u32;
-    let totals = q.totals.keys().filter_map(|m| q.totals_text.get(m).cloned()).collect();
+    let totals: Box<[Arc<MediaTotalsText>]> = q.totals.keys().filter_map(|m| q.totals_text.get(m).cloned()).collect();
+    let mut sizes = [0u32; FAMILY_COUNT];
+    for (i, def) in FAMILIES.iter().enumerate() {
+        let own = bounds[i + 1] - bounds[i];
+        sizes[i] = match def.shape() {
+            Shape::Lines if (TOTALS_FIRST..TOTALS_FIRST + TOTALS_COUNT).contains(&i) => {
+                totals.iter().map(|t| t.slot(i - TOTALS_FIRST).len() as u32).sum()
+            }
+            Shape::Lines => own,
+            Shape::Variants(n) => own / u32::from(n),
+            Shape::Dynamic => {
+                dynamic[dyn_bounds[i] as usize..dyn_bounds[i + 1] as usize].iter().map(|l| l.head.1 - l.head.0).sum()
+            }
+        };
+    }
     RenderedQueue {
         buf: Box::from(&buf[prefix_end..]),
         bounds,
-        dynamic: dynamic.into_boxed_slice(),
+        dynamic: DynLines::new(dynamic),
         dyn_bounds,
+        sizes,
         interval_end: latest.map(|(_, end)| end),
         totals,
+    }
+}
+
+/// The observations of metric `m`, in key order.
+fn obs_of(obs: &ObsMap, m: ObsMetric) -> impl Iterator<Item = (&ObsKey, &Option<f64>)> {
+    obs.range(ObsKey { metric: m, media: None, qualifier: None }..).take_while(move |(k, _)| k.metric == m)
+}
+
+/// Format one family's lines (or heads) of `q`.
+fn render_family(
+    def: &FamilyDef,
+    q: &QueueState,
+    presence: &PresenceTable,
+    latest: Option<(i64, i64)>,
+    buf: &mut Vec<u8>,
+    prefix_end: usize,
+    dynamic: &mut Vec<DynLine>,
+) {
+    match def.value {
+        ValueSource::Meta => {
+            open_line(buf, def.name, prefix_end);
+            label(buf, "division", &q.meta.division);
+            label(buf, "division_id", &q.meta.division_id);
+            close_line(buf, 1.0);
+        }
+        ValueSource::Obs(m) if m.is_instant() => {
+            for (k, v) in obs_of(&q.obs, m) {
+                if let Some(media) = &k.media {
+                    push_head(buf, prefix_end, dynamic, def.name, Some(("media_type", media)), since(*v));
+                }
+            }
+        }
+        ValueSource::Obs(m) => match def.labels {
+            LabelSet::MediaType => {
+                for (k, v) in obs_of(&q.obs, m) {
+                    if let Some(media) = &k.media {
+                        open_line(buf, def.name, prefix_end);
+                        label(buf, "media_type", media);
+                        close_line(buf, v.unwrap_or(0.0));
+                    }
+                }
+            }
+            LabelSet::RoutingStatus => {
+                // Spellings that normalise alike are one series.
+                let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+                for (k, v) in obs_of(&q.obs, m) {
+                    if let Some(qual) = &k.qualifier {
+                        *sums.entry(super::text::snake_case(qual)).or_default() += v.unwrap_or(0.0);
+                    }
+                }
+                for (status, v) in sums {
+                    open_line(buf, def.name, prefix_end);
+                    label(buf, "routing_status", &status);
+                    close_line(buf, v);
+                }
+            }
+            LabelSet::Presence => {
+                // Several presence ids can resolve to the same labels (e.g. unknown ones): sum them, since
+                // duplicate series would make the scrape invalid.
+                let mut sums: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+                for (k, v) in obs_of(&q.obs, m) {
+                    if let Some(qual) = &k.qualifier {
+                        *sums.entry(resolve(presence, qual)).or_default() += v.unwrap_or(0.0);
+                    }
+                }
+                for ((name, system), v) in sums {
+                    open_line(buf, def.name, prefix_end);
+                    label(buf, "presence", name);
+                    label(buf, "system_presence", system);
+                    close_line(buf, v);
+                }
+            }
+            LabelSet::None | LabelSet::Division | LabelSet::Source => {
+                let mut found = false;
+                let mut sum = 0.0;
+                for (_, v) in obs_of(&q.obs, m) {
+                    found = true;
+                    sum += v.unwrap_or(0.0);
+                }
+                if found {
+                    open_line(buf, def.name, prefix_end);
+                    close_line(buf, sum);
+                }
+            }
+        },
+        ValueSource::Aggregate { metric, stat } => {
+            let Some(latest) = latest else { return };
+            for (media, aggs) in q.intervals.iter().filter(|(_, a)| a.interval == latest) {
+                // A short linear scan: a key of the map would need an owned `String` per lookup.
+                let Some(stats) = aggs.values.iter().find(|((m, qual), _)| m == metric && qual.is_none()).map(|e| e.1)
+                else {
+                    continue;
+                };
+                let value = match stat {
+                    Stat::Count => stats.count,
+                    Stat::Ratio => stats.ratio,
+                    Stat::Target => stats.target,
+                };
+                if let Some(v) = value {
+                    open_line(buf, def.name, prefix_end);
+                    label(buf, "media_type", media);
+                    close_line(buf, v);
+                }
+            }
+        }
+        ValueSource::IntervalStart => {
+            if let Some((start, _)) = latest {
+                open_line(buf, def.name, prefix_end);
+                buf.extend_from_slice(b"} ");
+                write_ms_as_seconds(buf, start);
+                buf.push(b'\n');
+            }
+        }
+        // Shared from the per-media cache.
+        ValueSource::Counter(_) | ValueSource::Histogram(_) => {}
+        ValueSource::DataAge => push_head(buf, prefix_end, dynamic, def.name, None, AGE),
+        ValueSource::Source => {
+            // One variant per effective source, in `Source::ALL` order: the scrape copies one.
+            for active in Source::ALL {
+                for s in Source::ALL {
+                    open_line(buf, def.name, prefix_end);
+                    label(buf, "source", s.as_str());
+                    buf.extend_from_slice(if s == active { b"} 1\n" } else { b"} 0\n" });
+                }
+            }
+        }
+        ValueSource::Stale => {
+            // Not stale, then stale.
+            for value in [b"} 0\n", b"} 1\n"] {
+                open_line(buf, def.name, prefix_end);
+                buf.extend_from_slice(value);
+            }
+        }
     }
 }
 
@@ -408,6 +624,37 @@ impl QueueEntry {
     }
 }
 
+/// Scrape-time values, each distinct one formatted once per scrape: queues confirmed by the same channel frame
+/// share their data age, and most longest-waiting values are 0. A direct-mapped table: a collision only formats
+/// a value again.
+struct Values {
+    bytes: Vec<u8>,
+    /// (value in ms, its bytes in `bytes` with the newline); an empty range is an empty slot.
+    slots: Box<[(i64, usize, usize)]>,
+}
+
+impl Values {
+    const BITS: u32 = 10;
+
+    fn new() -> Self {
+        Values { bytes: Vec::with_capacity(16 * 1024), slots: vec![(0, 0, 0); 1 << Self::BITS].into_boxed_slice() }
+    }
+
+    /// `ms` as seconds with its newline.
+    fn get(&mut self, ms: i64) -> &[u8] {
+        let h = ((ms as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - Self::BITS)) as usize;
+        let (key, from, to) = self.slots[h];
+        if key == ms && to > from {
+            return &self.bytes[from..to];
+        }
+        let from = self.bytes.len();
+        write_ms_as_seconds(&mut self.bytes, ms);
+        self.bytes.push(b'\n');
+        self.slots[h] = (ms, from, self.bytes.len());
+        &self.bytes[from..]
+    }
+}
+
 /// What the scrape needs of one queue, computed once so both passes agree even if a channel clock moves.
 struct Row<'a> {
     text: &'a RenderedQueue,
@@ -424,44 +671,46 @@ impl Row<'_> {
         }
     }
 
-    /// Append the value of a scrape-time line, with its newline, to `out`.
-    fn value(&self, v: DynValue, now_ms: i64, out: &mut Vec<u8>) {
+    /// The value of a scrape-time line, in ms.
+    fn ms(&self, v: i64, now_ms: i64) -> i64 {
         match v {
-            DynValue::Since(start) => write_ms_as_seconds(out, start.map_or(0, |s| (now_ms - s).max(0))),
-            DynValue::Age => write_ms_as_seconds(out, self.fresh.age_ms),
-            DynValue::Source(s) => out.push(if s == self.fresh.source { b'1' } else { b'0' }),
-            DynValue::Stale => out.push(if self.fresh.stale { b'1' } else { b'0' }),
+            AGE => self.fresh.age_ms,
+            NOBODY => 0,
+            start => now_ms.saturating_sub(start).max(0),
         }
-        out.push(b'\n');
     }
 
-    /// Bytes family `i` of this queue takes in the output. Scrape-time values are formatted into `values` (and
-    /// their lengths pushed to `lens`), in the order pass 2 copies them.
-    fn len_of(&self, i: usize, pre_rendered: bool, now_ms: i64, values: &mut Vec<u8>, lens: &mut Vec<u8>) -> usize {
-        if pre_rendered {
-            let mut n = 0;
-            self.text.family_parts(i, |p| n += p.len());
-            return n;
+    /// Which variant of a [`Shape::Variants`] family the scrape shows.
+    fn variant(&self, def: &FamilyDef) -> usize {
+        match def.value {
+            ValueSource::Source => Source::ALL.iter().position(|&s| s == self.fresh.source).unwrap_or(0),
+            _ => usize::from(self.fresh.stale),
         }
-        self.text
-            .dynamic(i)
-            .iter()
-            .map(|l| {
-                let from = values.len();
-                self.value(l.value, now_ms, values);
-                let n = values.len() - from;
-                // A value is at most 21 bytes (an i64 of milliseconds as seconds, plus the newline).
-                lens.push(n as u8);
-                (l.head.1 - l.head.0) as usize + n
-            })
-            .sum()
     }
 }
 
-/// Copy `src` to `out[*at..]` and advance `at`.
-fn put(out: &mut [u8], at: &mut usize, src: &[u8]) {
-    out[*at..*at + src.len()].copy_from_slice(src);
-    *at += src.len();
+/// The output's unused capacity, filled region by region; [`Vec::set_len`] claims it once every byte is written.
+struct Spare<'a>(&'a mut [MaybeUninit<u8>]);
+
+impl Spare<'_> {
+    /// Copy `src` to `[*at..]` and advance `at`.
+    fn put(&mut self, at: &mut usize, src: &[u8]) {
+        let dst = &mut self.0[*at..*at + src.len()];
+        // SAFETY: `dst` was just sliced to `src.len()` elements (bounds-checked), and the two cannot overlap:
+        // `dst` is unused capacity of the output, borrowed mutably, while `src` is borrowed shared from
+        // elsewhere. (`<[MaybeUninit<u8>]>::write_copy_of_slice` is this, safe, from Rust 1.93; the MSRV is 1.85.)
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), src.len()) };
+        *at += src.len();
+    }
+
+    /// [`Spare::put`] for a scrape-time value (a few bytes): byte by byte, which is cheaper than a call to
+    /// `memcpy` at this size.
+    fn put_small(&mut self, at: &mut usize, src: &[u8]) {
+        for (d, s) in self.0[*at..*at + src.len()].iter_mut().zip(src) {
+            d.write(*s);
+        }
+        *at += src.len();
+    }
 }
 
 /// Write every family, family-major: a header, then that family's samples of every queue. A family without
@@ -470,7 +719,8 @@ fn put(out: &mut [u8], at: &mut usize, src: &[u8]) {
 /// The text format wants each family's samples together, but each queue's text is stored queue-major. Walking
 /// family by family would touch every queue's buffer 21 times at scattered addresses (a cache and TLB miss
 /// each: ~100 ms for 10k queues). Instead, pass 1 sizes every family, and pass 2 reads each queue's buffer once,
-/// front to back, scattering its slices into the family regions of the output.
+/// front to back, scattering its slices into the family regions of the output. The regions are written straight
+/// into the output's spare capacity: zero-filling it first would be one more write of every byte.
 pub(crate) fn write_all(
     entries: &[Arc<QueueEntry>],
     headers: &[Box<[u8]>],
@@ -478,70 +728,95 @@ pub(crate) fn write_all(
     max_age_ms: i64,
     out: &mut Vec<u8>,
 ) {
-    // Every scrape-time value, formatted once in pass 1 and copied in pass 2.
-    let mut values: Vec<u8> = Vec::with_capacity(entries.len() * 48);
-    let mut lens: Vec<u8> = Vec::with_capacity(entries.len() * 12);
+    let mut values = Values::new();
     let mut family_len = [0usize; FAMILY_COUNT];
-    let rows: Vec<Row<'_>> = entries
+    let shapes: [Shape; FAMILY_COUNT] = std::array::from_fn(|i| FAMILIES[i].shape());
+    // Pass 1 in three short loops rather than one: each reads one allocation per queue (the entry, its text,
+    // its scrape-time lines), so the cache misses of many queues overlap instead of forming one chain per queue.
+    let mut rows: Vec<Row<'_>> = entries
         .iter()
-        .map(|e| {
-            let row = Row {
-                text: &e.text,
-                fresh: e.freshness(now_ms, max_age_ms),
-                interval_live: e.text.interval_end.is_some_and(|end| now_ms < end),
-            };
-            for (i, def) in FAMILIES.iter().enumerate() {
-                if row.shows(def.part) {
-                    family_len[i] += row.len_of(i, def.pre_rendered(), now_ms, &mut values, &mut lens);
-                }
-            }
-            row
-        })
+        .map(|e| Row { text: &e.text, fresh: e.freshness(now_ms, max_age_ms), interval_live: false })
         .collect();
+    let dynamic: Vec<usize> = (0..FAMILY_COUNT).filter(|&i| shapes[i] == Shape::Dynamic).collect();
+    for k in 0..rows.len() {
+        // Start loading a later queue's text while this one is summed (a prefetch by hand: the loop is bound by
+        // cache misses, one run of lines per queue).
+        if let Some(ahead) = rows.get(k + 4) {
+            std::hint::black_box(ahead.text.sizes[0]);
+        }
+        let row = &mut rows[k];
+        row.interval_live = row.text.interval_end.is_some_and(|end| now_ms < end);
+        for (i, def) in FAMILIES.iter().enumerate() {
+            if row.shows(def.part) {
+                family_len[i] += row.text.sizes[i] as usize;
+            }
+        }
+        for &i in &dynamic {
+            if row.shows(FAMILIES[i].part) {
+                family_len[i] +=
+                    row.text.dynamic(i).iter().map(|l| values.get(row.ms(l.value, now_ms)).len()).sum::<usize>();
+            }
+        }
+    }
 
-    // Lay out the regions: header + samples for each family that has samples.
-    let base = out.len();
+    // Lay out the regions (relative to the end of `out`): header + samples for each family that has samples.
     let mut cursor = [0usize; FAMILY_COUNT];
     let mut end = [0usize; FAMILY_COUNT];
     let mut total = 0;
     for i in 0..FAMILY_COUNT {
         if family_len[i] > 0 {
-            total += headers[i].len();
-            cursor[i] = base + total;
-            total += family_len[i];
-            end[i] = base + total;
+            cursor[i] = total;
+            total += headers[i].len() + family_len[i];
+            end[i] = total;
         }
     }
     // Headroom for what the caller appends next (the registry's metrics), so that does not regrow the buffer.
     out.reserve(total + 64 * 1024);
-    out.resize(base + total, 0);
+    let mut spare = Spare(&mut out.spare_capacity_mut()[..total]);
     for i in 0..FAMILY_COUNT {
         if family_len[i] > 0 {
-            let mut at = cursor[i] - headers[i].len();
-            put(out, &mut at, &headers[i]);
+            spare.put(&mut cursor[i], &headers[i]);
         }
     }
 
-    let (mut vi, mut vo) = (0usize, 0usize);
-    for row in &rows {
+    for (k, row) in rows.iter().enumerate() {
+        // As in pass 1: the next queue's text, and the one after's sizes and bounds.
+        if let Some(next) = rows.get(k + 1) {
+            std::hint::black_box(next.text.buf.first());
+        }
+        if let Some(ahead) = rows.get(k + 2) {
+            std::hint::black_box((ahead.text.sizes[0], ahead.text.bounds[0]));
+        }
         let t = row.text;
         for (i, def) in FAMILIES.iter().enumerate() {
             if !row.shows(def.part) {
                 continue;
             }
-            if def.pre_rendered() {
-                t.family_parts(i, |p| put(out, &mut cursor[i], p));
-            } else {
-                for line in t.dynamic(i) {
-                    put(out, &mut cursor[i], &t.buf[line.head.0 as usize..line.head.1 as usize]);
-                    let n = usize::from(lens[vi]);
-                    put(out, &mut cursor[i], &values[vo..vo + n]);
-                    vi += 1;
-                    vo += n;
+            let at = &mut cursor[i];
+            match shapes[i] {
+                Shape::Lines => t.family_parts(i, |p| spare.put(at, p)),
+                Shape::Variants(_) => {
+                    let len = t.sizes[i] as usize;
+                    let from = t.bounds[i] as usize + row.variant(def) * len;
+                    spare.put(at, &t.buf[from..from + len]);
+                }
+                Shape::Dynamic => {
+                    for line in t.dynamic(i) {
+                        spare.put(at, &t.buf[line.head.0 as usize..line.head.1 as usize]);
+                        spare.put_small(at, values.get(row.ms(line.value, now_ms)));
+                    }
                 }
             }
         }
     }
-    // Pass 1 and pass 2 must agree to the byte, or the regions would overlap or leave gaps.
-    debug_assert!((0..FAMILY_COUNT).all(|i| family_len[i] == 0 || cursor[i] == end[i]));
+    // Pass 1 and pass 2 must agree to the byte, or the regions would overlap or leave gaps. Each region was
+    // written front to back from its start, and the regions tile `0..total`: with every cursor at its region's
+    // end, every byte of `0..total` was written.
+    let filled = (0..FAMILY_COUNT).all(|i| cursor[i] == end[i]);
+    assert!(filled, "scrape regions were not filled exactly (sizing and copying disagree)");
+    let len = out.len() + total;
+    // SAFETY: `reserve` made room for `total` more bytes, and the check above shows that all `total` bytes after
+    // the current length were initialised through `spare_capacity_mut` (a `MaybeUninit` is written only by
+    // `Spare::put`, which copies whole slices within the regions).
+    unsafe { out.set_len(len) };
 }

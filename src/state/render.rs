@@ -820,3 +820,157 @@ pub(crate) fn write_all(
     // `Spare::put`, which copies whole slices within the regions).
     unsafe { out.set_len(len) };
 }
+
+#[cfg(test)]
+mod tests {
+    //! The incremental render against a full one: random sequences of updates (topic messages, complete reads,
+    //! aggregates across intervals), presence definition changes and renames, each followed by a render that
+    //! copies what its memo says is unchanged. A family left stale by a missed change fails the comparison.
+
+    use super::*;
+    use crate::model::{Aggregate, AggregateStats, GroupUpdate, Observation, QueueUpdate};
+    use crate::state::queue::MediaFilter;
+    use crate::state::{ApplyOutcome, PresenceLabels};
+    use proptest::prelude::*;
+
+    const T0: i64 = 1_735_550_400_000;
+    const BUCKETS: [f64; 3] = [10.0, 60.0, 300.0];
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Update(QueueUpdate),
+        /// Replace the presence table with variant `n`.
+        Presence(u8),
+        Rename(String),
+    }
+
+    fn observation() -> impl Strategy<Value = Observation> {
+        (
+            prop::sample::select(ObsMetric::ALL.to_vec()),
+            prop::sample::select(vec!["IDLE", "INTERACTING", "Idle", "p1", "p2", "p3"]),
+            prop::option::weighted(0.8, 0u8..6),
+        )
+            .prop_map(|(metric, qualifier, value)| Observation {
+                metric,
+                qualifier: Some(qualifier.to_owned()),
+                // Instants near T0 for the longest-* metrics, small counts for the others.
+                value: value
+                    .map(|v| if metric.is_instant() { (T0 - 1000 * i64::from(v)) as f64 } else { f64::from(v) }),
+            })
+    }
+
+    fn aggregate() -> impl Strategy<Value = Aggregate> {
+        (prop::sample::select(vec!["nOffered", "tAnswered", "tAbandon", "oServiceLevel", "tHandle"]), 0u8..20).prop_map(
+            |(metric, n)| Aggregate {
+                metric: metric.to_owned(),
+                qualifier: None,
+                stats: AggregateStats {
+                    count: Some(f64::from(n)),
+                    sum: Some(f64::from(n) * 15_000.0),
+                    ratio: Some(f64::from(n) / 20.0),
+                    target: Some(0.8),
+                    ..AggregateStats::default()
+                },
+            },
+        )
+    }
+
+    fn group() -> impl Strategy<Value = GroupUpdate> {
+        (
+            prop::option::weighted(0.7, prop::sample::select(vec!["voice", "chat", "email"])),
+            prop::collection::vec(observation(), 0..5),
+            prop::option::weighted(0.3, (0i64..3, prop::collection::vec(aggregate(), 0..4))),
+        )
+            .prop_map(|(media, observations, aggs)| {
+                let (interval, aggregates) = match aggs {
+                    Some((k, a)) => (Some((T0 + k * 1_800_000, T0 + (k + 1) * 1_800_000)), a),
+                    None => (None, vec![]),
+                };
+                GroupUpdate { media_type: media.map(str::to_owned), observations, interval, aggregates }
+            })
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => (any::<bool>(), prop::collection::vec(group(), 1..4)).prop_map(|(complete, groups)| Op::Update(
+                QueueUpdate { queue_id: "q1".into(), source: Source::Stream, event_ms: Some(T0), complete, groups }
+            )),
+            1 => (0u8..3).prop_map(Op::Presence),
+            1 => prop::sample::select(vec!["Sales", "Support \"2\""]).prop_map(|n| Op::Rename(n.to_owned())),
+        ]
+    }
+
+    fn presence(n: u8) -> PresenceTable {
+        let mut t = PresenceTable::new();
+        for (id, name) in [("p1", "Available"), ("p2", "Break")].into_iter().take(usize::from(n)) {
+            t.insert(id.into(), PresenceLabels { name: format!("{name}{n}"), system_presence: "available".into() });
+        }
+        t
+    }
+
+    fn meta(name: &str) -> QueueMeta {
+        QueueMeta { id: "q1".into(), name: name.into(), division_id: "d1".into(), division: "Home".into() }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn incremental_render_equals_a_full_render(ops in prop::collection::vec(op(), 1..25)) {
+            let mut q = QueueState::new(meta("Sales"), T0);
+            let mut table = Arc::new(presence(1));
+            let mut scratch = Scratch::default();
+            let media = MediaFilter::default();
+            for op in ops {
+                match op {
+                    Op::Update(u) => {
+                        q.merge(u, &media, &BUCKETS, &table, T0, &mut ApplyOutcome::default());
+                    }
+                    Op::Presence(n) => table = Arc::new(presence(n)),
+                    Op::Rename(name) => {
+                        q.set_meta(meta(&name));
+                    }
+                }
+                fill_totals_text(&mut q, &BUCKETS, &mut scratch);
+                render(&mut q, &table, &mut scratch);
+                let full = build(&q, &table, &[true; FAMILY_COUNT], &RenderedQueue::default(), &mut scratch);
+                prop_assert_eq!(&*q.text, &full);
+            }
+        }
+    }
+
+    #[test]
+    fn an_unchanged_family_is_copied_and_a_changed_one_formatted() {
+        let mut q = QueueState::new(meta("Sales"), T0);
+        let table = Arc::new(presence(1));
+        let mut scratch = Scratch::default();
+        let obs = |metric, value| Observation { metric, qualifier: None, value: Some(value) };
+        let update = |observations| QueueUpdate {
+            queue_id: "q1".into(),
+            source: Source::Stream,
+            event_ms: Some(T0),
+            complete: false,
+            groups: vec![GroupUpdate {
+                media_type: Some("voice".into()),
+                observations,
+                interval: None,
+                aggregates: vec![],
+            }],
+        };
+        let media = MediaFilter::default();
+        q.merge(
+            update(vec![obs(ObsMetric::Waiting, 1.0), obs(ObsMetric::Alerting, 1.0)]),
+            &media,
+            &BUCKETS,
+            &table,
+            T0,
+            &mut ApplyOutcome::default(),
+        );
+        render(&mut q, &table, &mut scratch);
+        q.merge(update(vec![obs(ObsMetric::Waiting, 2.0)]), &media, &BUCKETS, &table, T0, &mut ApplyOutcome::default());
+        let mut memo = std::mem::take(&mut q.render_memo);
+        let dirty = memo.changes(&q, &table);
+        let marked: Vec<FamilyId> = FAMILIES.iter().filter(|d| dirty[d.id as usize]).map(|d| d.id).collect();
+        assert_eq!(marked, vec![FamilyId::Waiting]);
+    }
+}

@@ -85,7 +85,7 @@ pub struct RenderedQueue {
     buf: Box<[u8]>,
     /// The counter and histogram lines of each media type (in media order), shared with the queue state's cache
     /// and with earlier renders: a change elsewhere re-renders none of them, an aggregate message one.
-    totals: Box<[Arc<MediaTotalsText>]>,
+    totals: Arc<[Arc<MediaTotalsText>]>,
 }
 
 impl RenderedQueue {
@@ -200,9 +200,12 @@ impl MediaTotalsText {
 /// totals or of the queue's labels). Runs before [`render`], which then only copies.
 pub(crate) fn fill_totals_text(q: &mut QueueState, buckets: &[f64], scratch: &mut Scratch) {
     let QueueState { totals, totals_text, .. } = &mut *q;
-    if totals.keys().all(|m| totals_text.contains_key(m)) {
+    // `totals_text` only ever holds media types of `totals`, which never loses one: the same count is the same
+    // keys, and nothing to format.
+    if totals.len() == totals_text.len() {
         return;
     }
+    q.render_memo.totals_filled = true;
     let buf = &mut scratch.bytes;
     buf.clear();
     queue_labels(buf, q);
@@ -288,6 +291,8 @@ pub(crate) struct RenderMemo {
     obs_values: Vec<u64>,
     /// Keys of `obs` per metric (`ObsMetric as usize`).
     obs_counts: [u32; OBS_METRICS],
+    /// [`fill_totals_text`] formatted a media type's counter and histogram lines since the last render.
+    totals_filled: bool,
 }
 
 impl RenderMemo {
@@ -295,6 +300,11 @@ impl RenderMemo {
     fn changes(&mut self, q: &QueueState, presence: &Arc<PresenceTable>) -> Dirty {
         let full = !same(&self.text, &q.text) || !same(&self.meta, &q.meta);
         let mut dirty = [full; FAMILY_COUNT];
+        if std::mem::take(&mut self.totals_filled) {
+            for d in &mut dirty[TOTALS_FIRST..TOTALS_FIRST + TOTALS_COUNT] {
+                *d = true;
+            }
+        }
         if !same(&self.obs, &q.obs) {
             self.diff_obs(&q.obs, &mut dirty);
             self.obs = Arc::downgrade(&q.obs);
@@ -417,7 +427,12 @@ fn build(
     }
     bounds[FAMILY_COUNT] = (buf.len() - prefix_end) as u32;
     dyn_bounds[FAMILY_COUNT] = dynamic.len() as u32;
-    let totals: Box<[Arc<MediaTotalsText>]> = q.totals.keys().filter_map(|m| q.totals_text.get(m).cloned()).collect();
+    // The shared counter and histogram lines: the current text's list unless a media type's lines changed.
+    let totals: Arc<[Arc<MediaTotalsText>]> = if dirty[TOTALS_FIRST..TOTALS_FIRST + TOTALS_COUNT].contains(&true) {
+        q.totals.keys().filter_map(|m| q.totals_text.get(m).cloned()).collect()
+    } else {
+        old.totals.clone()
+    };
     let mut sizes = [0u32; FAMILY_COUNT];
     for (i, def) in FAMILIES.iter().enumerate() {
         let own = bounds[i + 1] - bounds[i];

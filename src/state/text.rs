@@ -43,19 +43,26 @@ pub fn write_value(out: &mut Vec<u8>, v: f64) {
         out.extend_from_slice(b"NaN");
     } else if v.is_infinite() {
         out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
-    } else if v.fract() == 0.0 && v.abs() < EXACT_INT {
+    } else if let Some(i) = exact_int(v) {
         let mut b = itoa::Buffer::new();
-        out.extend_from_slice(b.format(v as i64).as_bytes());
+        out.extend_from_slice(b.format(i).as_bytes());
     } else {
         write_float(out, v);
     }
 }
 
+/// `v` as an integer when it is one (and exact in an f64). A round trip through `i64` rather than `fract()`,
+/// which is a libm call on baseline x86-64.
+fn exact_int(v: f64) -> Option<i64> {
+    let i = v as i64;
+    (v.abs() < EXACT_INT && i as f64 == v).then_some(i)
+}
+
 /// Append a value that must read as a float in OpenMetrics (`le`, `quantile`): integral values get `.0`.
 pub fn write_float_label(out: &mut Vec<u8>, v: f64) {
-    if v.is_finite() && v.fract() == 0.0 && v.abs() < EXACT_INT {
+    if let Some(i) = exact_int(v) {
         let mut b = itoa::Buffer::new();
-        out.extend_from_slice(b.format(v as i64).as_bytes());
+        out.extend_from_slice(b.format(i).as_bytes());
         out.extend_from_slice(b".0");
     } else {
         write_value(out, v);

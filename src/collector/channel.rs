@@ -98,14 +98,20 @@ pub struct ChannelRunner {
 }
 
 impl ChannelRunner {
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    pub async fn run(self, shutdown: CancellationToken) {
+        use tracing::Instrument as _;
+        // Instrumented rather than entered: a guard held across awaits would tag other tasks' events on this
+        // worker thread with this channel's span.
+        let span = tracing::info_span!("channel", index = self.index);
+        self.run_in_span(shutdown).instrument(span).await
+    }
+
+    async fn run_in_span(mut self, shutdown: CancellationToken) {
         let mut channel: Option<ChannelInfo> = None;
         // Topics the channel is subscribed to and Genesys permitted.
         let mut permitted: Vec<String> = Vec::new();
         let mut subscribed_for: Vec<String> = Vec::new();
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-        let span = tracing::info_span!("channel", index = self.index);
-        let _enter = span.enter();
         loop {
             if shutdown.is_cancelled() {
                 return;

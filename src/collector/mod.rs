@@ -575,3 +575,90 @@ impl Collector {
 pub async fn read_once(reader: &Reader, ids: &[String]) -> Result<ReadResult, Error> {
     reader.read(ids, Priority::Reconcile).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genesys::auth::{Credential, TokenSource};
+    use crate::genesys::budget::RateBudget;
+    use crate::model::{GroupUpdate, ObsMetric, Observation, QueueUpdate};
+    use crate::state::{Format, StoreConfig};
+
+    fn shared(ids: &[&str]) -> Arc<Shared> {
+        let metrics = SelfMetrics::new();
+        let http = crate::genesys::client::http_client(Duration::from_secs(1));
+        let tokens = TokenSource::new(http.clone(), "http://127.0.0.1:9", "id".into(), Credential::new("x"), |_| {});
+        let api = ApiClient::new(http, "http://127.0.0.1:9", tokens, Arc::new(RateBudget::new(1.0)), metrics.clone());
+        let c = Collector::new(
+            api,
+            Store::new(StoreConfig::default()),
+            metrics,
+            Arc::new(Readiness::default()),
+            CollectorSettings::default(),
+        );
+        let queues = ids
+            .iter()
+            .map(|id| QueueMeta {
+                id: (*id).into(),
+                name: format!("Q {id}"),
+                division_id: "d".into(),
+                division: "Home".into(),
+            })
+            .collect();
+        c.apply_directory(queues);
+        c.shared().clone()
+    }
+
+    fn waiting(queue: &str, source: Source, n: f64) -> Decoded {
+        Decoded {
+            update: QueueUpdate {
+                queue_id: queue.into(),
+                source,
+                event_ms: Some(now_ms()),
+                complete: source != Source::Stream,
+                groups: vec![GroupUpdate {
+                    media_type: Some("voice".into()),
+                    observations: vec![Observation { metric: ObsMetric::Waiting, qualifier: None, value: Some(n) }],
+                    interval: None,
+                    aggregates: vec![],
+                }],
+            },
+            unknown_metrics: vec![],
+            bad_metrics: vec![],
+        }
+    }
+
+    fn exported_waiting(s: &Shared, queue: &str) -> Option<String> {
+        let mut out = Vec::new();
+        s.store.write_text(Format::Prometheus, now_ms(), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let needle = format!("queue_id=\"{queue}\"");
+        text.lines()
+            .find(|l| l.starts_with("genesys_queue_waiting{") && l.contains(&needle))
+            .and_then(|l| l.rsplit(' ').next().map(str::to_owned))
+    }
+
+    #[test]
+    fn a_poll_read_leaves_queues_the_stream_got_to_after_it_was_asked() {
+        let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| (*s).to_owned()).collect();
+        let s = shared(&["a", "b", "c"]);
+        s.to_poll(&ids, "test");
+        let asked = Instant::now();
+        // Meanwhile: a topic message for a; b re-seeded and back on the stream.
+        s.apply_decoded(waiting("a", Source::Stream, 2.0), None);
+        s.apply_decoded(waiting("b", Source::Poll, 3.0), None);
+        s.healthy(&ids[1..2], &ChannelClock::new());
+        // The read, answered before all that, lands now.
+        let read = ReadResult {
+            observations: ids.iter().map(|id| waiting(id, Source::Poll, 0.0)).collect(),
+            aggregates: vec![],
+        };
+        assert_eq!(s.apply_poll(read, asked), vec!["c".to_owned()]);
+        assert_eq!(exported_waiting(&s, "a").as_deref(), Some("2"), "the newer message stands");
+        assert_eq!(exported_waiting(&s, "b").as_deref(), Some("3"), "the newer re-seed stands");
+        assert_eq!(exported_waiting(&s, "c").as_deref(), Some("0"));
+        let source = |q: &str| s.store.queue_freshness(q, now_ms()).map(|(f, _)| f.source);
+        assert_eq!(source("b"), Some(Source::Stream), "the stream keeps the queue it took back");
+        assert_eq!(source("c"), Some(Source::Poll));
+    }
+}

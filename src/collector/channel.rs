@@ -2,7 +2,8 @@
 //!
 //! Genesys keeps nothing for a closed socket, so every (re)connect is followed by a REST re-seed of the channel's
 //! queues; topic messages that arrive while a complete read of their queue (re-seed or reconcile) is in flight are
-//! held back and applied after it ([`HoldBack`]), so an older REST snapshot never overwrites a newer streamed value. Recovery picks the cheapest step that works:
+//! held back and applied after it ([`HoldBack`]), so an older REST snapshot never overwrites a newer streamed value.
+//! Recovery picks the cheapest step that works:
 //! - `socket_closing`, a server close, a heartbeat timeout: reconnect to the same `connectUri` (the channel and its
 //!   subscriptions survive, as the Java SDK does);
 //! - 404/401 on upgrade, `no_longer_subscribed`, `token_revoked`, an expired channel: create a new channel and

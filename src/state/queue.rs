@@ -42,7 +42,7 @@ pub(crate) struct QueueState {
     /// Counts, or start instants (epoch ms) for instant metrics (`None` = nobody).
     pub obs: Arc<ObsMap>,
     /// By media type.
-    pub intervals: Arc<BTreeMap<String, IntervalAggs>>,
+    pub intervals: Arc<BTreeMap<String, Arc<IntervalAggs>>>,
     /// Counters and histograms grown from the intervals, by media type. Unlike `intervals`, never withdrawn by
     /// an interval's end: they live as long as the queue is in the directory.
     pub totals: BTreeMap<String, MediaTotals>,
@@ -226,7 +226,7 @@ impl QueueState {
     ) -> bool {
         // Counters and histograms first, while the aggregates are borrowed: they keep their own marks, and
         // their own view of which interval is current (the same as `intervals` below, which they outlive).
-        let mut changed = match self.totals.get_mut(media) {
+        let changed = match self.totals.get_mut(media) {
             None => {
                 // First sight of this media type. An interval that started before the exporter watched the queue
                 // is the baseline (series appear at 0: no jump at restart); one that started later happened
@@ -248,30 +248,36 @@ impl QueueState {
         if changed {
             self.totals_text.remove(media);
         }
-        let intervals = Arc::make_mut(&mut self.intervals);
-        if !intervals.contains_key(media) {
-            intervals.insert(media.to_owned(), IntervalAggs { interval, values: BTreeMap::new() });
+        // Each media type's aggregates are shared on their own: the live view's documents keep old versions, and
+        // a message about one media type then copies that media type's values, not every media type's.
+        if !self.intervals.contains_key(media) {
+            let fresh = Arc::new(IntervalAggs { interval, values: BTreeMap::new() });
+            Arc::make_mut(&mut self.intervals).insert(media.to_owned(), fresh);
         }
-        let Some(entry) = intervals.get_mut(media) else { return changed };
-        if interval.0 < entry.interval.0 {
+        let Some(cur) = self.intervals.get(media) else { return changed };
+        if interval.0 < cur.interval.0 {
             // A late message about an interval already superseded.
             outcome.old_interval = true;
             return changed;
         }
-        if interval != entry.interval {
-            // A newer interval replaces the old one's values wholesale.
+        // A newer interval replaces the old one's values wholesale.
+        let newer = interval != cur.interval;
+        let updates: Vec<((String, Option<String>), AggregateStats)> = aggregates
+            .into_iter()
+            .map(|a| ((a.metric, a.qualifier), a.stats))
+            .filter(|(k, stats)| newer || cur.values.get(k) != Some(stats))
+            .collect();
+        if !newer && updates.is_empty() {
+            return changed;
+        }
+        let Some(slot) = Arc::make_mut(&mut self.intervals).get_mut(media) else { return changed };
+        let entry = Arc::make_mut(slot);
+        if newer {
             entry.interval = interval;
             entry.values.clear();
-            changed = true;
         }
-        for a in aggregates {
-            let k = (a.metric, a.qualifier);
-            if entry.values.get(&k) != Some(&a.stats) {
-                entry.values.insert(k, a.stats);
-                changed = true;
-            }
-        }
-        changed
+        entry.values.extend(updates);
+        true
     }
 
     /// The presence ids this queue's values mention.

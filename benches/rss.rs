@@ -420,7 +420,13 @@ async fn main() {
     let (quick, sizes) = common::sizes();
     let only = std::env::args().any(|a| a == "--sizes");
     genesys_cloud_exporter::genesys::client::install_crypto_provider();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("HTTP client");
+    // Idle connections are dropped well before the server's 30 s header-read timeout closes them, or the first
+    // scrape after the 30 s of streaming races that close on the connection `/readyz` used (IncompleteMessage).
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .expect("HTTP client");
     let stream_for = Duration::from_secs(if quick { 2 } else { 30 });
     let mut plan: Vec<(&Workload, usize, Duration)> = sizes.into_iter().map(|n| (&TARGET, n, stream_for)).collect();
     if !quick && !only {

@@ -24,8 +24,47 @@ pub(crate) struct ObsKey {
 pub(crate) struct IntervalAggs {
     /// `[start, end)` in epoch ms.
     pub interval: (i64, i64),
-    /// By (Genesys metric name, qualifier).
-    pub values: BTreeMap<(String, Option<String>), AggregateStats>,
+    pub values: AggValues,
+}
+
+/// (Genesys metric name, qualifier).
+pub(crate) type AggKey = (String, Option<String>);
+
+/// An interval's aggregates, sorted by key. A sorted `Vec`, not a `BTreeMap`: for a dozen or two 176-byte entries
+/// the B-tree's nodes (eleven slots each) took more than twice the entries' own bytes, several KB per queue.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct AggValues(Vec<(AggKey, AggregateStats)>);
+
+impl AggValues {
+    pub fn get(&self, k: &AggKey) -> Option<&AggregateStats> {
+        self.0.binary_search_by(|(e, _)| e.cmp(k)).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn insert(&mut self, k: AggKey, v: AggregateStats) {
+        match self.0.binary_search_by(|(e, _)| e.cmp(&k)) {
+            Ok(i) => self.0[i].1 = v,
+            Err(i) => self.0.insert(i, (k, v)),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+impl<'a> IntoIterator for &'a AggValues {
+    type Item = (&'a AggKey, &'a AggregateStats);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (AggKey, AggregateStats)>,
+        fn(&'a (AggKey, AggregateStats)) -> (&'a AggKey, &'a AggregateStats),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
 }
 
 pub(crate) type ObsMap = BTreeMap<ObsKey, Option<f64>>;
@@ -251,7 +290,7 @@ impl QueueState {
         // Each media type's aggregates are shared on their own: the live view's documents keep old versions, and
         // a message about one media type then copies that media type's values, not every media type's.
         if !self.intervals.contains_key(media) {
-            let fresh = Arc::new(IntervalAggs { interval, values: BTreeMap::new() });
+            let fresh = Arc::new(IntervalAggs { interval, values: AggValues::default() });
             Arc::make_mut(&mut self.intervals).insert(media.to_owned(), fresh);
         }
         let Some(cur) = self.intervals.get(media) else { return changed };
@@ -262,7 +301,7 @@ impl QueueState {
         }
         // A newer interval replaces the old one's values wholesale.
         let newer = interval != cur.interval;
-        let updates: Vec<((String, Option<String>), AggregateStats)> = aggregates
+        let updates: Vec<(AggKey, AggregateStats)> = aggregates
             .into_iter()
             .map(|a| ((a.metric, a.qualifier), a.stats))
             .filter(|(k, stats)| newer || cur.values.get(k) != Some(stats))
@@ -276,7 +315,10 @@ impl QueueState {
             entry.interval = interval;
             entry.values.clear();
         }
-        entry.values.extend(updates);
+        for (k, v) in updates {
+            entry.values.insert(k, v);
+        }
+        entry.values.0.shrink_to_fit();
         true
     }
 

@@ -54,6 +54,11 @@ impl AggValues {
     pub fn clear(&mut self) {
         self.0.clear();
     }
+
+    /// In key order, as the `BTreeMap` it replaced iterated.
+    pub fn iter(&self) -> <&Self as IntoIterator>::IntoIter {
+        self.into_iter()
+    }
 }
 
 impl<'a> IntoIterator for &'a AggValues {

@@ -396,7 +396,7 @@ fn document(q: &DocSource, version: u64) -> Value {
         iv.insert("start_ms".into(), Value::from(aggs.interval.0));
         iv.insert("end_ms".into(), Value::from(aggs.interval.1));
         let mut values = Map::new();
-        for ((metric, qual), s) in &aggs.values {
+        for ((metric, qual), s) in aggs.values.iter() {
             let key = match qual {
                 Some(q) => format!("{metric}:{q}"),
                 None => metric.clone(),

@@ -30,17 +30,27 @@ pub(crate) struct IntervalAggs {
 /// (Genesys metric name, qualifier).
 pub(crate) type AggKey = (String, Option<String>);
 
-/// An interval's aggregates, sorted by key. A sorted `Vec`, not a `BTreeMap`: for a dozen or two 176-byte entries
-/// the B-tree's nodes (eleven slots each) took more than twice the entries' own bytes, several KB per queue.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) struct AggValues(Vec<(AggKey, AggregateStats)>);
+/// An interval's aggregates by key.
+pub(crate) type AggValues = VecMap<AggKey, AggregateStats>;
 
-impl AggValues {
-    pub fn get(&self, k: &AggKey) -> Option<&AggregateStats> {
+/// A small map kept as a `Vec` sorted by key. For the few dozen entries of a queue's observations or of an
+/// interval's aggregates, a `BTreeMap`'s nodes (eleven slots each, mostly empty) took about twice the entries' own
+/// bytes: several KB per queue, and again per version the live view keeps. Same iteration order (by key).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct VecMap<K, V>(Vec<(K, V)>);
+
+impl<K, V> Default for VecMap<K, V> {
+    fn default() -> Self {
+        VecMap(Vec::new())
+    }
+}
+
+impl<K: Ord, V> VecMap<K, V> {
+    pub fn get(&self, k: &K) -> Option<&V> {
         self.0.binary_search_by(|(e, _)| e.cmp(k)).ok().map(|i| &self.0[i].1)
     }
 
-    pub fn insert(&mut self, k: AggKey, v: AggregateStats) {
+    pub fn insert(&mut self, k: K, v: V) {
         match self.0.binary_search_by(|(e, _)| e.cmp(&k)) {
             Ok(i) => self.0[i].1 = v,
             Err(i) => self.0.insert(i, (k, v)),
@@ -55,24 +65,32 @@ impl AggValues {
         self.0.clear();
     }
 
-    /// In key order, as the `BTreeMap` it replaced iterated.
+    pub fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+
     pub fn iter(&self) -> <&Self as IntoIterator>::IntoIter {
         self.into_iter()
     }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
+        self.0.iter_mut().map(|(k, v)| (&*k, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.0.iter().map(|(k, _)| k)
+    }
 }
 
-impl<'a> IntoIterator for &'a AggValues {
-    type Item = (&'a AggKey, &'a AggregateStats);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (AggKey, AggregateStats)>,
-        fn(&'a (AggKey, AggregateStats)) -> (&'a AggKey, &'a AggregateStats),
-    >;
+impl<'a, K, V> IntoIterator for &'a VecMap<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(|(k, v)| (k, v))
     }
 }
 
-pub(crate) type ObsMap = BTreeMap<ObsKey, Option<f64>>;
+pub(crate) type ObsMap = VecMap<ObsKey, Option<f64>>;
 
 /// The sort key of the published map: queues come out ordered by name, then id.
 pub(crate) type SortKey = (Arc<str>, Arc<str>);
@@ -323,7 +341,7 @@ impl QueueState {
         for (k, v) in updates {
             entry.values.insert(k, v);
         }
-        entry.values.0.shrink_to_fit();
+        entry.values.shrink_to_fit();
         true
     }
 

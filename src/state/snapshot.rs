@@ -27,13 +27,13 @@ pub const LOG_CAPACITY: usize = 16 * 1024;
 pub const LOG_BYTES: usize = 24 << 20;
 
 /// Estimated heap bytes per element, measured with a counting allocator (`cargo bench --bench rss`'s
-/// breakdown): an observation's `BTreeMap` entry, an aggregate's entry (key strings included), and their
+/// breakdown): an observation's entry, an aggregate's entry (key strings included), and their
 /// members in the lazily built JSON document (a presence entry or an aggregate is an object of its own there,
 /// one B-tree node each).
 mod weight {
     pub const DOC: usize = 1024;
-    pub const OBS: usize = 96;
-    pub const AGG: usize = 288;
+    pub const OBS: usize = 64;
+    pub const AGG: usize = 208;
     pub const OBS_JSON: usize = 400;
     pub const AGG_JSON: usize = 960;
 }

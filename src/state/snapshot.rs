@@ -135,7 +135,7 @@ struct LiveState {
 #[derive(Debug)]
 struct Logged {
     change: Change,
-    /// What its new version added to the heap (see [`weight_of`]).
+    /// What the change makes the log pin (see [`weight_of`]).
     weight: usize,
 }
 

@@ -14,6 +14,12 @@
 //! is shrunk to [`SEND_BUFFER`] (kernel autotuning would otherwise absorb megabytes). A dropped client gets a final
 //! `error` message (SSE) or close frame (WebSocket) with the reason; if it cannot take even that within
 //! [`CLOSE_TIMEOUT`], the connection is cut.
+//!
+//! Where it runs: the hub and every stream connection (from its handler on) run on a runtime of their own, one
+//! thread at a lower CPU priority ([`NICE`]), started with the first client. Hundreds of clients mean a hundred
+//! thousand socket writes a second; on the server's worker threads they would queue the `/metrics` handlers and
+//! the collector behind them. There, the store's writer pays one wake-up of that thread, and when the machine is
+//! short of CPU it is the stream clients that wait, not the scrapes.
 
 use super::api::{error, snapshot_json, AnyBody, Filter, Query};
 use super::conn::ConnControl;
@@ -34,11 +40,12 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 /// Stream clients served at once; more get 503.
@@ -56,22 +63,30 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// round-trip time, small enough that a client that stops reading fills its queue within seconds. The initial
 /// snapshot of a large org then takes a few round trips more.
 pub const SEND_BUFFER: usize = 64 * 1024;
+/// How much nicer (in `nice` steps) the stream clients' thread runs than the process: under CPU contention the
+/// collector and `/metrics` get about ten times its share.
+pub const NICE: i32 = 10;
 
-/// One message, serialised once and shared by every client it goes to.
+/// One message, serialised once (in both framings) and shared by every client it goes to.
 #[derive(Debug)]
 pub struct Event {
     /// The store version (SSE `id:`); `None` for keep-alives and errors.
     pub id: Option<u64>,
     /// `snapshot`, `delta`, `keepalive` or `error` (SSE `event:`, and the JSON's `type`).
     pub kind: &'static str,
-    pub data: Bytes,
+    /// The JSON message, as a WebSocket text message carries it.
+    pub json: Utf8Bytes,
+    /// The same as one Server-Sent Event (`id:`, `event:` and `data:` lines).
+    pub sse: Bytes,
 }
 
 fn event(id: Option<u64>, kind: &'static str, mut body: Map<String, Value>) -> Arc<Event> {
     let mut m = Map::new();
     m.insert("type".into(), Value::from(kind));
     m.append(&mut body);
-    Arc::new(Event { id, kind, data: Bytes::from(Value::Object(m).to_string()) })
+    let json = Value::Object(m).to_string();
+    let sse = Bytes::from(sse_frame(id, kind, &json));
+    Arc::new(Event { id, kind, json: json.into(), sse })
 }
 
 fn keepalive(store: &Store) -> Arc<Event> {
@@ -199,7 +214,60 @@ pub struct Hub {
     started: std::sync::atomic::AtomicBool,
     /// WebSocket clients' tasks (they outlive their HTTP connection), so shutdown can wait for their close frames.
     sockets: tokio_util::task::TaskTracker,
+    lane: Lane,
 }
+
+/// Where the hub and its clients' connections run.
+enum Lane {
+    /// The runtime of whoever subscribes (unit tests with a paused clock).
+    #[cfg(test)]
+    Ambient,
+    /// A thread of its own at a lower priority, started with the first client and stopped with the hub.
+    Own { handle: OnceLock<Handle>, stop: CancellationToken },
+}
+
+impl Drop for Hub {
+    #[cfg_attr(not(test), allow(irrefutable_let_patterns))]
+    fn drop(&mut self) {
+        if let Lane::Own { stop, .. } = &self.lane {
+            stop.cancel();
+        }
+    }
+}
+
+/// Start the stream clients' thread: a single-threaded runtime (the hub's fan-out and the clients' writes take
+/// turns, so a burst of changes leaves in one write per client), at [`NICE`] steps below the process.
+fn start_lane(stop: CancellationToken) -> std::io::Result<Handle> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The runtime is built and dropped on its own thread: dropping it on a runtime's worker would panic.
+    std::thread::Builder::new().name("live-api".into()).spawn(move || {
+        lower_priority();
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => {
+                let _ = tx.send(Ok(rt.handle().clone()));
+                rt.block_on(stop.cancelled());
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    })?;
+    rx.recv().map_err(|_| std::io::Error::other("the live API thread ended at start"))?
+}
+
+/// Renice the calling thread by [`NICE`] (on Linux the nice value is per thread).
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    use rustix::process::{getpriority_process, setpriority_process};
+    let tid = rustix::thread::gettid();
+    let now = getpriority_process(Some(tid)).unwrap_or(0);
+    if let Err(e) = setpriority_process(Some(tid), (now + NICE).min(19)) {
+        tracing::debug!(err = %e, "could not lower the live API thread's priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -263,7 +331,12 @@ impl Subscription {
 }
 
 impl Hub {
+    /// A hub on its own thread (see [`start_lane`]).
     pub fn new(max_clients: usize, buffer: usize) -> Self {
+        Self::on(Lane::Own { handle: OnceLock::new(), stop: CancellationToken::new() }, max_clients, buffer)
+    }
+
+    fn on(lane: Lane, max_clients: usize, buffer: usize) -> Self {
         Hub {
             clients: Mutex::new(Vec::new()),
             active: AtomicUsize::new(0),
@@ -272,6 +345,23 @@ impl Hub {
             buffer: buffer.max(1),
             started: false.into(),
             sockets: tokio_util::task::TaskTracker::new(),
+            lane,
+        }
+    }
+
+    /// The runtime the hub and its clients run on (called on a runtime: it is the fallback if no thread starts).
+    fn runtime(&self) -> Handle {
+        match &self.lane {
+            #[cfg(test)]
+            Lane::Ambient => Handle::current(),
+            Lane::Own { handle, stop } => handle
+                .get_or_init(|| {
+                    start_lane(stop.clone()).unwrap_or_else(|e| {
+                        tracing::warn!(err = %e, "no thread of their own for stream clients; they share the server's");
+                        Handle::current()
+                    })
+                })
+                .clone(),
         }
     }
 
@@ -295,7 +385,7 @@ impl Hub {
         if !self.started.swap(true, Ordering::AcqRel) {
             // Started under the clients lock with the version as of now: every client registered from here on
             // starts at or after it, so the hub's cursor never skips a change a client needs.
-            tokio::spawn(run(Arc::downgrade(self), store.clone(), live.version()));
+            self.runtime().spawn(run(Arc::downgrade(self), store.clone(), live.version()));
         }
         let resume = last_id.and_then(|l| live.changes_since(l).filter(|(v, _)| l <= *v));
         let (from, initial) = match resume {
@@ -398,25 +488,43 @@ async fn run(hub: Weak<Hub>, store: Store, mut cursor: u64) {
     }
 }
 
-fn sse_frame(b: &mut Vec<u8>, ev: &Event) {
-    if let Some(id) = ev.id {
+fn sse_frame(id: Option<u64>, kind: &str, json: &str) -> Vec<u8> {
+    let mut b = Vec::with_capacity(json.len() + 48);
+    if let Some(id) = id {
         b.extend_from_slice(b"id: ");
         b.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
         b.push(b'\n');
     }
     b.extend_from_slice(b"event: ");
-    b.extend_from_slice(ev.kind.as_bytes());
+    b.extend_from_slice(kind.as_bytes());
     b.extend_from_slice(b"\ndata: ");
-    b.extend_from_slice(&ev.data);
+    b.extend_from_slice(json.as_bytes());
     b.extend_from_slice(b"\n\n");
+    b
 }
 
 /// Messages already queued go out in one body frame up to this size: one write for a burst instead of one per
 /// change, which is most of the fan-out's cost with hundreds of clients.
 const COALESCE_BYTES: usize = 64 * 1024;
 
-/// Serve `/api/v1/stream`: WebSocket when the request asks to upgrade, Server-Sent Events otherwise.
+/// Serve `/api/v1/stream`: WebSocket when the request asks to upgrade, Server-Sent Events otherwise. Runs on the
+/// stream clients' runtime, where the connection follows once it carries a stream.
 pub async fn serve(
+    req: Request<Incoming>,
+    app: Arc<AppState>,
+    query: Query,
+    shutdown: CancellationToken,
+) -> Response<AnyBody> {
+    match app.streams.runtime().spawn(serve_here(req, app.clone(), query, shutdown)).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(err = %e, "a stream request's handler failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "stream handler failed")
+        }
+    }
+}
+
+async fn serve_here(
     mut req: Request<Incoming>,
     app: Arc<AppState>,
     query: Query,
@@ -445,6 +553,9 @@ pub async fn serve(
     let ctl = req.extensions().get::<Arc<ConnControl>>().cloned();
     if let Some(ctl) = &ctl {
         ctl.set_send_buffer(SEND_BUFFER);
+        // Only a stream's connection moves: it never serves another request (SSE closes after the body, WebSocket
+        // upgrades), whereas one turned away with 503 may go on to scrape.
+        ctl.move_to(Handle::current());
     }
     if let Some(key) = ws_key {
         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
@@ -528,11 +639,7 @@ async fn sse_next(mut st: SseState) -> Option<(SseItem, SseState)> {
     if st.done {
         return None;
     }
-    let frame = |e: &Event| {
-        let mut b = Vec::with_capacity(e.data.len() + 48);
-        sse_frame(&mut b, e);
-        Ok(Frame::data(Bytes::from(b)))
-    };
+    let frame = |e: &Event| Ok(Frame::data(e.sse.clone()));
     if let Some(e) = st.initial.pop_front() {
         return Some((frame(&e), st));
     }
@@ -545,16 +652,21 @@ async fn sse_next(mut st: SseState) -> Option<(SseItem, SseState)> {
         m = st.sub.recv() => match (m, st.sub.dropped.reason()) {
             (Some(e), None) => {
                 st.tick.reset();
-                let mut b = Vec::with_capacity(e.data.len() + 48);
-                sse_frame(&mut b, &e);
-                while b.len() < COALESCE_BYTES {
-                    let Some(e) = st.sub.try_recv() else { break };
+                // Alone (the usual case): the shared bytes as they are.
+                let Some(next) = st.sub.try_recv() else { return Some((frame(&e), st)) };
+                let mut b = Vec::with_capacity(COALESCE_BYTES.min(4 * e.sse.len()));
+                b.extend_from_slice(&e.sse);
+                let mut next = Some(next);
+                while let Some(e) = next.take() {
                     if let Some(reason) = st.sub.dropped.reason() {
                         st.done = true;
-                        sse_frame(&mut b, &error_event(reason));
+                        b.extend_from_slice(&error_event(reason).sse);
                         break;
                     }
-                    sse_frame(&mut b, &e);
+                    b.extend_from_slice(&e.sse);
+                    if b.len() < COALESCE_BYTES {
+                        next = st.sub.try_recv();
+                    }
                 }
                 return Some((Ok(Frame::data(Bytes::from(b))), st));
             }
@@ -570,7 +682,7 @@ async fn sse_next(mut st: SseState) -> Option<(SseItem, SseState)> {
 }
 
 fn text(e: &Event) -> Message {
-    Message::text(String::from_utf8_lossy(&e.data).into_owned())
+    Message::Text(e.json.clone())
 }
 
 async fn run_ws<S>(
@@ -664,7 +776,7 @@ mod tests {
     async fn the_write_timeout_drops_a_client_that_takes_nothing_but_not_one_that_was_merely_idle() {
         let store = Store::default();
         store.set_queues(vec![meta("q1"), meta("q2")]);
-        let hub = Arc::new(Hub::new(10, 256));
+        let hub = Arc::new(Hub::on(Lane::Ambient, 10, 256));
         let mut reader = hub.subscribe(&store, Filter::default(), None).unwrap();
         let stuck = hub.subscribe(&store, Filter::default(), None).unwrap();
         store.set_stale("q1", false);
@@ -685,7 +797,7 @@ mod tests {
     async fn a_full_queue_drops_the_client_with_a_reason() {
         let store = Store::default();
         store.set_queues(vec![meta("q1")]);
-        let hub = Arc::new(Hub::new(10, 4));
+        let hub = Arc::new(Hub::on(Lane::Ambient, 10, 4));
         let sub = hub.subscribe(&store, Filter::default(), None).unwrap();
         for i in 0..6 {
             store.set_stale("q1", i % 2 == 0);

@@ -59,6 +59,10 @@ pub const KEEPALIVE: Duration = Duration::from_secs(15);
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A client that took nothing from its (non-empty) queue for this long is dropped, however short the queue.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After the store's wake-up the hub waits this long before fanning out, so that a burst of changes (one
+/// notification often carries several queues; a re-seed carries all) leaves as one write per client instead of one
+/// per change. Bounds each client's writes to a few hundred a second however fast the store changes.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(2);
 /// `SO_SNDBUF` of stream connections (the kernel doubles it): enough for a wallboard's deltas at any realistic
 /// round-trip time, small enough that a client that stops reading fills its queue within seconds. The initial
 /// snapshot of a large org then takes a few round trips more.
@@ -89,7 +93,7 @@ fn event(id: Option<u64>, kind: &'static str, mut body: Map<String, Value>) -> A
     Arc::new(Event { id, kind, json: json.into(), sse })
 }
 
-fn keepalive(store: &Store) -> Arc<Event> {
+fn keepalive_event(store: &Store) -> Arc<Event> {
     let v = store.live().version();
     let mut m = Map::new();
     m.insert("version".into(), Value::from(v));
@@ -472,6 +476,7 @@ async fn run(hub: Weak<Hub>, store: Store, mut cursor: u64) {
     let live = store.live();
     loop {
         live.notified().await;
+        tokio::time::sleep(BATCH_WINDOW).await;
         let Some(hub) = hub.upgrade() else { return };
         match live.changes_since(cursor) {
             Some((v, changes)) => {
@@ -589,8 +594,8 @@ async fn serve_here(
         initial,
         sub,
         store,
-        shutdown,
-        tick: keepalive_timer(),
+        shutdown: Box::pin(shutdown.cancelled_owned()),
+        keepalive: Keepalive::new(),
         done: false,
         _finished: finished.drop_guard(),
     };
@@ -616,18 +621,47 @@ async fn cut_when_stuck(dropped: Arc<Dropped>, finished: CancellationToken, ctl:
     ctl.kill();
 }
 
-fn keepalive_timer() -> tokio::time::Interval {
-    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
-    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    t
+/// When a keep-alive is due: [`KEEPALIVE`] after the last message. The timer is only re-armed when it fires early,
+/// not at every message (hundreds of clients times every change would be that many timer-wheel updates).
+struct Keepalive {
+    tick: tokio::time::Interval,
+    sent: Instant,
+}
+
+impl Keepalive {
+    fn new() -> Self {
+        let now = Instant::now();
+        let mut tick = tokio::time::interval_at(now + KEEPALIVE, KEEPALIVE);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Keepalive { tick, sent: now }
+    }
+
+    /// A message went out now.
+    fn sent(&mut self) {
+        self.sent = Instant::now();
+    }
+
+    /// Resolves when nothing went out for [`KEEPALIVE`] (and counts the keep-alive as sent). Cancel-safe.
+    async fn due(&mut self) {
+        loop {
+            self.tick.tick().await;
+            let due = self.sent + KEEPALIVE;
+            if Instant::now() >= due {
+                self.sent();
+                return;
+            }
+            self.tick.reset_at(due);
+        }
+    }
 }
 
 struct SseState {
     initial: VecDeque<Arc<Event>>,
     sub: Subscription,
     store: Store,
-    shutdown: CancellationToken,
-    tick: tokio::time::Interval,
+    /// Kept across messages: a new `cancelled()` per message would register with the token each time.
+    shutdown: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    keepalive: Keepalive,
     done: bool,
     /// Cancels when the body ends (or the client went away) before any drop.
     _finished: tokio_util::sync::DropGuard,
@@ -641,17 +675,18 @@ async fn sse_next(mut st: SseState) -> Option<(SseItem, SseState)> {
     }
     let frame = |e: &Event| Ok(Frame::data(e.sse.clone()));
     if let Some(e) = st.initial.pop_front() {
+        st.keepalive.sent();
         return Some((frame(&e), st));
     }
     let ev = tokio::select! {
         biased;
-        _ = st.shutdown.cancelled() => {
+        _ = &mut st.shutdown => {
             st.done = true;
             error_event("server shutting down")
         }
         m = st.sub.recv() => match (m, st.sub.dropped.reason()) {
             (Some(e), None) => {
-                st.tick.reset();
+                st.keepalive.sent();
                 // Alone (the usual case): the shared bytes as they are.
                 let Some(next) = st.sub.try_recv() else { return Some((frame(&e), st)) };
                 let mut b = Vec::with_capacity(COALESCE_BYTES.min(4 * e.sse.len()));
@@ -676,7 +711,7 @@ async fn sse_next(mut st: SseState) -> Option<(SseItem, SseState)> {
                 error_event(reason.unwrap_or("stream closed"))
             }
         },
-        _ = st.tick.tick() => keepalive(&st.store),
+        _ = st.keepalive.due() => keepalive_event(&st.store),
     };
     Some((frame(&ev), st))
 }
@@ -684,6 +719,9 @@ async fn sse_next(mut st: SseState) -> Option<(SseItem, SseState)> {
 fn text(e: &Event) -> Message {
     Message::Text(e.json.clone())
 }
+
+/// Messages already queued that go out in one WebSocket flush.
+const WS_BATCH: usize = 64;
 
 async fn run_ws<S>(
     ws: tokio_tungstenite::WebSocketStream<S>,
@@ -695,27 +733,40 @@ async fn run_ws<S>(
 {
     let (mut sink, mut incoming) = ws.split();
     let dropped = sub.dropped.clone();
-    let mut tick = keepalive_timer();
+    let mut keepalive = Keepalive::new();
+    let stopping = shutdown.cancelled();
+    tokio::pin!(stopping);
     let mut queue: VecDeque<Arc<Event>> = sub.initial_events(store.live().max_age_ms()).into();
     let (code, reason) = 'outer: loop {
-        while let Some(e) = queue.pop_front() {
+        if !queue.is_empty() {
+            // Everything queued goes out in one flush (one write for a burst, as for SSE).
+            let send = async {
+                for e in queue.drain(..) {
+                    sink.feed(text(&e)).await?;
+                }
+                sink.flush().await
+            };
             tokio::select! {
-                r = sink.send(text(&e)) => if r.is_err() { return },
+                r = send => if r.is_err() { return },
                 _ = dropped.wait() => break 'outer (CloseCode::Policy, dropped.reason().unwrap_or_default().to_owned()),
-                _ = shutdown.cancelled() => break 'outer (CloseCode::Away, "server shutting down".to_owned()),
+                _ = &mut stopping => break 'outer (CloseCode::Away, "server shutting down".to_owned()),
             }
         }
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break (CloseCode::Away, "server shutting down".to_owned()),
+            _ = &mut stopping => break (CloseCode::Away, "server shutting down".to_owned()),
             m = sub.recv() => match (m, dropped.reason()) {
                 (Some(e), None) => {
-                    tick.reset();
+                    keepalive.sent();
                     queue.push_back(e);
+                    while queue.len() < WS_BATCH {
+                        let Some(e) = sub.try_recv() else { break };
+                        queue.push_back(e);
+                    }
                 }
                 (_, r) => break (CloseCode::Policy, r.unwrap_or("stream closed").to_owned()),
             },
-            _ = tick.tick() => queue.push_back(keepalive(&store)),
+            _ = keepalive.due() => queue.push_back(keepalive_event(&store)),
             m = incoming.next() => match m {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
@@ -791,6 +842,56 @@ mod tests {
         let why = stuck.dropped.reason().expect("the client that took nothing for the timeout is dropped");
         assert!(why.contains("nothing written to it for 10 s"), "{why}");
         assert_eq!(hub.dropped_total(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_keepalive_goes_out_after_keepalive_of_silence_counted_from_the_last_message() {
+        let mut k = Keepalive::new();
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        k.sent();
+        k.due().await;
+        let at = t0.elapsed();
+        assert!(at >= Duration::from_secs(25) && at < Duration::from_millis(25_100), "{at:?}");
+        k.due().await;
+        let at = t0.elapsed();
+        assert!(at >= Duration::from_secs(40) && at < Duration::from_millis(40_100), "{at:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_sse_stream_gets_keepalives_and_shutdown_ends_it_with_a_reason() {
+        let store = Store::default();
+        store.set_queues(vec![meta("q1")]);
+        let hub = Arc::new(Hub::on(Lane::Ambient, 10, 16));
+        let mut sub = hub.subscribe(&store, Filter::default(), None).unwrap();
+        let shutdown = CancellationToken::new();
+        let st = SseState {
+            initial: sub.initial_events(store.live().max_age_ms()).into(),
+            sub,
+            store: store.clone(),
+            shutdown: Box::pin(shutdown.clone().cancelled_owned()),
+            keepalive: Keepalive::new(),
+            done: false,
+            _finished: CancellationToken::new().drop_guard(),
+        };
+        let text = |item: SseItem| {
+            let frame = item.unwrap().into_data().unwrap();
+            String::from_utf8(frame.to_vec()).unwrap()
+        };
+        let t0 = Instant::now();
+        let (first, st) = sse_next(st).await.unwrap();
+        assert!(text(first).starts_with("id: "), "the snapshot first");
+        let (second, st) = sse_next(st).await.unwrap();
+        assert!(text(second).starts_with("event: keepalive\n"), "then, on an idle stream, a keep-alive");
+        assert!(t0.elapsed() >= KEEPALIVE);
+        store.set_stale("q1", false);
+        let (third, st) = sse_next(st).await.unwrap();
+        assert!(text(third).contains("event: delta\n"));
+        shutdown.cancel();
+        let (last, st) = sse_next(st).await.unwrap();
+        let last = text(last);
+        assert!(last.starts_with("event: error\n") && last.contains("server shutting down"), "{last}");
+        assert!(sse_next(st).await.is_none(), "and the body ends");
     }
 
     #[tokio::test]

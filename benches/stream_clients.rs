@@ -35,6 +35,8 @@ struct Figures {
     /// On-CPU time of the stream clients' thread (`live-api`) during the measured rounds, and its nice value.
     lane_cpu: Duration,
     lane_nice: Option<i64>,
+    /// On-CPU time of the readers' threads (standing in for other machines) during the measured rounds.
+    readers_cpu: Duration,
 }
 
 /// The process's threads named `name`: (on-CPU ns, nice) each, from `/proc/self/task`.
@@ -54,8 +56,8 @@ fn threads_named(name: &str) -> Vec<(u64, i64)> {
         .collect()
 }
 
-fn lane_cpu_ns() -> u64 {
-    threads_named("live-api").iter().map(|t| t.0).sum()
+fn cpu_ns_of(name: &str) -> u64 {
+    threads_named(name).iter().map(|t| t.0).sum()
 }
 
 fn loadavg() -> String {
@@ -83,6 +85,7 @@ fn run(clients: usize, rounds: usize) -> Figures {
     // server and the scraper are not queued behind the readers' own parsing.
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("bench-readers")
         .enable_all()
         .on_thread_start(lowest_priority)
         .build()
@@ -98,11 +101,12 @@ fn run(clients: usize, rounds: usize) -> Figures {
     }));
     let app = app.expect("configured");
     let (slow, readers, progress) = client_rt.block_on(connect(srv.addr, clients));
-    let cpu0 = lane_cpu_ns();
+    let (lane0, readers0) = (cpu_ns_of("live-api"), cpu_ns_of("bench-readers"));
     let f = main_rt.block_on(measure(&store, srv.addr, rounds, clients, &progress));
-    let lane_cpu = Duration::from_nanos(lane_cpu_ns().saturating_sub(cpu0));
+    let lane_cpu = Duration::from_nanos(cpu_ns_of("live-api").saturating_sub(lane0));
+    let readers_cpu = Duration::from_nanos(cpu_ns_of("bench-readers").saturating_sub(readers0));
     let lane_nice = threads_named("live-api").first().map(|t| t.1);
-    let f = Figures { dropped: app.stream_clients_dropped(), lane_cpu, lane_nice, ..f };
+    let f = Figures { dropped: app.stream_clients_dropped(), lane_cpu, lane_nice, readers_cpu, ..f };
     let target = store.live().version();
     drop(srv);
     let complete = client_rt.block_on(async {
@@ -253,6 +257,7 @@ async fn measure(
         complete: 0,
         lane_cpu: Duration::ZERO,
         lane_nice: None,
+        readers_cpu: Duration::ZERO,
     };
     let started = Instant::now();
     for round in 0..rounds {
@@ -315,15 +320,15 @@ fn main() {
     let phases: &[usize] = if quick { &[0, clients] } else { &[0, clients, 0, clients] };
     println!("load average before: {}", loadavg());
     println!(
-        "| stream clients | apply p50 | p99 | max (ms) | event → /metrics p50 | p99 | max (ms) | event → every client p50 | p99 | max (ms) | slow one dropped | readers with every change | live-api thread CPU | its nice |"
+        "| stream clients | apply p50 | p99 | max (ms) | event → /metrics p50 | p99 | max (ms) | event → every client p50 | p99 | max (ms) | slow one dropped | readers with every change | live-api thread CPU | its nice | readers' CPU |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|---:|---:|---:|---:|");
     let (mut without, mut with) = (Vec::new(), Vec::new());
     for &n in phases {
         let f = run(n, rounds);
         let seconds = rounds as f64 * 0.025;
         println!(
-            "| {n} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {n} | {} | {} | {} | {} | {} | {} | {} | {} |",
             pct(&f.apply),
             pct(&f.to_metrics),
             pct(&f.to_clients),
@@ -331,6 +336,7 @@ fn main() {
             if n == 0 { "—".to_owned() } else { format!("{} of {}", f.complete, n - 1) },
             if n == 0 { "—".to_owned() } else { format!("{:.0} ms/s", ms(f.lane_cpu) / seconds) },
             f.lane_nice.map_or("—".to_owned(), |n| n.to_string()),
+            if n == 0 { "—".to_owned() } else { format!("{:.0} ms/s", ms(f.readers_cpu) / seconds) },
         );
         if n > 0 {
             assert_eq!(f.dropped, 1, "the slow client is dropped, and only it");

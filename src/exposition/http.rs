@@ -287,8 +287,46 @@ where
         handle(req, app.clone(), token.clone(), busy.clone())
     });
     // Upgrades: WebSocket clients of /api/v1/stream.
-    let conn = builder.serve_connection(io, svc).with_upgrades();
-    tokio::pin!(conn);
+    let conn = Box::pin(builder.serve_connection(io, svc).with_upgrades());
+    if let Some((conn, to)) = drive(conn, &ctl, &shutdown, &in_flight, true).await {
+        // A stream client: the rest of the connection runs on the stream clients' runtime; this task stays (idle)
+        // so that the server's drain on shutdown still waits for it.
+        let moved = to.spawn(async move {
+            drive(conn, &ctl, &shutdown, &in_flight, false).await;
+        });
+        if let Err(e) = moved.await {
+            tracing::debug!(err = %e, "a stream connection's task ended abnormally");
+        }
+    }
+}
+
+/// A served connection that can be shut down gracefully.
+trait Graceful: std::future::Future<Output = hyper::Result<()>> {
+    fn graceful(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, B> Graceful for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Run `conn` until it ends or shutdown drains it; when `movable`, hand it back with the runtime a stream handler
+/// asked for instead (see [`ConnControl::move_to`]).
+async fn drive<C: Graceful>(
+    mut conn: std::pin::Pin<Box<C>>,
+    ctl: &ConnControl,
+    shutdown: &CancellationToken,
+    in_flight: &std::sync::atomic::AtomicUsize,
+    movable: bool,
+) -> Option<(std::pin::Pin<Box<C>>, tokio::runtime::Handle)> {
     tokio::select! {
         r = conn.as_mut() => {
             if let Err(e) = r {
@@ -297,14 +335,16 @@ where
         }
         // A stream client that stopped reading, past its write deadline.
         _ = ctl.killed() => {}
+        to = ctl.moved(), if movable => return Some((conn, to)),
         _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
+            conn.as_mut().graceful();
             let drain = if in_flight.load(std::sync::atomic::Ordering::Acquire) > 0 { DRAIN_TIMEOUT } else { IDLE_GRACE };
             if tokio::time::timeout(drain, conn).await.is_err() {
                 tracing::debug!("connection still busy after the drain timeout; dropped");
             }
         }
     }
+    None
 }
 
 fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {

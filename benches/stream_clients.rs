@@ -7,7 +7,9 @@
 //! scrape (a new connection per scrape, as Prometheus does), and event → received by every reading client.
 //! 200 changes a second, so the slow client's buffers fill and it is dropped during the run.
 //!
-//! Server, clients and the measuring scraper run on separate runtimes (see [`run`]).
+//! Server, clients and the measuring scraper run on separate runtimes (see [`run`]). The runs alternate
+//! (without, with, without, with) so that a change in the shared machine's load shows instead of passing for the
+//! clients' cost; the last lines compare event → `/metrics` with and without clients over all runs.
 //!
 //! `cargo bench --bench stream_clients` prints the table; `-- --quick` is a few seconds with 50 clients.
 
@@ -30,6 +32,38 @@ struct Figures {
     to_clients: Vec<Duration>,
     dropped: u64,
     complete: usize,
+    /// On-CPU time of the stream clients' thread (`live-api`) during the measured rounds, and its nice value.
+    lane_cpu: Duration,
+    lane_nice: Option<i64>,
+    /// On-CPU time of the readers' threads (standing in for other machines) during the measured rounds.
+    readers_cpu: Duration,
+}
+
+/// The process's threads named `name`: (on-CPU ns, nice) each, from `/proc/self/task`.
+fn threads_named(name: &str) -> Vec<(u64, i64)> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    tasks
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .filter_map(|t| {
+            let cpu =
+                std::fs::read_to_string(t.path().join("schedstat")).ok()?.split_whitespace().next()?.parse().ok()?;
+            // Field 19 of stat is the nice value; the command name (field 2) may hold spaces, so count after ')'.
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let nice = stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok()?;
+            Some((cpu, nice))
+        })
+        .collect()
+}
+
+fn cpu_ns_of(name: &str) -> u64 {
+    threads_named(name).iter().map(|t| t.0).sum()
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_owned())
 }
 
 /// `genesys_queue_waiting{…queue_id="<id>"…media_type="voice"…}` from a scrape.
@@ -51,6 +85,7 @@ fn run(clients: usize, rounds: usize) -> Figures {
     // server and the scraper are not queued behind the readers' own parsing.
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("bench-readers")
         .enable_all()
         .on_thread_start(lowest_priority)
         .build()
@@ -66,8 +101,12 @@ fn run(clients: usize, rounds: usize) -> Figures {
     }));
     let app = app.expect("configured");
     let (slow, readers, progress) = client_rt.block_on(connect(srv.addr, clients));
+    let (lane0, readers0) = (cpu_ns_of("live-api"), cpu_ns_of("bench-readers"));
     let f = main_rt.block_on(measure(&store, srv.addr, rounds, clients, &progress));
-    let f = Figures { dropped: app.stream_clients_dropped(), ..f };
+    let lane_cpu = Duration::from_nanos(cpu_ns_of("live-api").saturating_sub(lane0));
+    let readers_cpu = Duration::from_nanos(cpu_ns_of("bench-readers").saturating_sub(readers0));
+    let lane_nice = threads_named("live-api").first().map(|t| t.1);
+    let f = Figures { dropped: app.stream_clients_dropped(), lane_cpu, lane_nice, readers_cpu, ..f };
     let target = store.live().version();
     drop(srv);
     let complete = client_rt.block_on(async {
@@ -99,6 +138,75 @@ fn lowest_priority() {
     }
 }
 
+/// A fast reader that only takes ids and event names, reading into one reused buffer: the readers stand in for
+/// clients on other machines, so what they cost this one should be as little as possible.
+struct LeanReader {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+    /// Where the unread events start in `buf`, and how far it was searched for an event's end.
+    start: usize,
+    scanned: usize,
+}
+
+impl LeanReader {
+    async fn connect(addr: std::net::SocketAddr) -> LeanReader {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(b"GET /api/v1/stream HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n").await.expect("request");
+        let mut r = LeanReader { stream, buf: Vec::with_capacity(1 << 16), start: 0, scanned: 0 };
+        let head = loop {
+            if let Some(p) = r.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break p;
+            }
+            assert!(r.fill().await, "connection closed before the response head");
+        };
+        let status = String::from_utf8_lossy(&r.buf[..head]).into_owned();
+        assert!(status.split(' ').nth(1) == Some("200"), "{status}");
+        (r.start, r.scanned) = (head + 4, head + 4);
+        r
+    }
+
+    async fn fill(&mut self) -> bool {
+        use tokio::io::AsyncReadExt;
+        if self.start > 0 && self.start * 2 >= self.buf.len() {
+            self.buf.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+        self.buf.reserve(1 << 16);
+        matches!(self.stream.read_buf(&mut self.buf).await, Ok(n) if n > 0)
+    }
+
+    /// The next event: (id, event name, data); `None` at the end of the stream.
+    async fn next(&mut self) -> Option<(Option<u64>, String, String)> {
+        loop {
+            let from = self.scanned.saturating_sub(1).max(self.start);
+            if let Some(p) = self.buf[from..].windows(2).position(|w| w == b"\n\n") {
+                let end = from + p;
+                let block = std::str::from_utf8(&self.buf[self.start..end]).ok()?;
+                let (mut id, mut kind, mut data) = (None, String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = v.parse().ok();
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        kind = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        if kind == "error" {
+                            data.push_str(v);
+                        }
+                    }
+                }
+                (self.start, self.scanned) = (end + 2, end + 2);
+                return Some((id, kind, data));
+            }
+            self.scanned = self.buf.len();
+            if !self.fill().await {
+                return None;
+            }
+        }
+    }
+}
+
 type Readers = Vec<tokio::task::JoinHandle<(u64, usize)>>;
 
 async fn connect(addr: std::net::SocketAddr, clients: usize) -> (Option<SseClient>, Readers, Arc<Vec<AtomicU64>>) {
@@ -110,23 +218,20 @@ async fn connect(addr: std::net::SocketAddr, clients: usize) -> (Option<SseClien
         assert_eq!(s.head().await, 200);
         slow = Some(s);
         for i in 0..clients - 1 {
-            let mut c = SseClient::connect(addr, "/api/v1/stream", &[]).await;
-            assert_eq!(c.head().await, 200);
-            c.parse = false;
+            let mut c = LeanReader::connect(addr).await;
             let progress = progress.clone();
             readers.push(tokio::spawn(async move {
                 let (mut first, mut deltas) = (0, 0usize);
-                while let Some(e) = c.next().await {
-                    if e.event == "error" {
-                        let reason = e.data["reason"].as_str().unwrap_or_default();
-                        assert!(reason.contains("shutting down"), "reader {i} dropped: {reason}");
+                while let Some((id, kind, data)) = c.next().await {
+                    if kind == "error" {
+                        assert!(data.contains("shutting down"), "reader {i} dropped: {data}");
                         break;
                     }
-                    if let Some(id) = e.id {
-                        if e.event == "snapshot" {
+                    if let Some(id) = id {
+                        if kind == "snapshot" {
                             first = id;
                         }
-                        deltas += usize::from(e.event == "delta");
+                        deltas += usize::from(kind == "delta");
                         progress[i].store(id, Ordering::Release);
                     }
                 }
@@ -144,7 +249,16 @@ async fn measure(
     clients: usize,
     progress: &[AtomicU64],
 ) -> Figures {
-    let mut f = Figures { apply: vec![], to_metrics: vec![], to_clients: vec![], dropped: 0, complete: 0 };
+    let mut f = Figures {
+        apply: vec![],
+        to_metrics: vec![],
+        to_clients: vec![],
+        dropped: 0,
+        complete: 0,
+        lane_cpu: Duration::ZERO,
+        lane_nice: None,
+        readers_cpu: Duration::ZERO,
+    };
     let started = Instant::now();
     for round in 0..rounds {
         for k in 0..4 {
@@ -185,36 +299,60 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// The `q`-th quantile (0..=1) in ms.
+fn quantile(v: &[Duration], q: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort();
+    v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))).map_or(f64::NAN, |d| ms(*d))
+}
+
 /// (p50, p99, max) in ms.
 fn pct(v: &[Duration]) -> String {
     if v.is_empty() {
         return "— | — | —".to_owned();
     }
-    let mut v = v.to_vec();
-    v.sort();
-    format!("{:.3} | {:.3} | {:.3}", ms(v[v.len() / 2]), ms(v[v.len() * 99 / 100]), ms(v[v.len() - 1]))
+    format!("{:.3} | {:.3} | {:.3}", quantile(v, 0.5), quantile(v, 0.99), quantile(v, 1.0))
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (clients, rounds) = if quick { (50, 120) } else { (500, 400) };
+    let phases: &[usize] = if quick { &[0, clients] } else { &[0, clients, 0, clients] };
+    println!("load average before: {}", loadavg());
     println!(
-        "| stream clients | apply p50 | p99 | max (ms) | event → /metrics p50 | p99 | max (ms) | event → every client p50 | p99 | max (ms) | slow one dropped | readers with every change |"
+        "| stream clients | apply p50 | p99 | max (ms) | event → /metrics p50 | p99 | max (ms) | event → every client p50 | p99 | max (ms) | slow one dropped | readers with every change | live-api thread CPU | its nice | readers' CPU |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|---:|");
-    for n in [0, clients] {
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|---:|---:|---:|---:|");
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for &n in phases {
         let f = run(n, rounds);
+        let seconds = rounds as f64 * 0.025;
         println!(
-            "| {n} | {} | {} | {} | {} | {} |",
+            "| {n} | {} | {} | {} | {} | {} | {} | {} | {} |",
             pct(&f.apply),
             pct(&f.to_metrics),
             pct(&f.to_clients),
             if n == 0 { "—".to_owned() } else { format!("{} of 1", f.dropped) },
             if n == 0 { "—".to_owned() } else { format!("{} of {}", f.complete, n - 1) },
+            if n == 0 { "—".to_owned() } else { format!("{:.0} ms/s", ms(f.lane_cpu) / seconds) },
+            f.lane_nice.map_or("—".to_owned(), |n| n.to_string()),
+            if n == 0 { "—".to_owned() } else { format!("{:.0} ms/s", ms(f.readers_cpu) / seconds) },
         );
         if n > 0 {
             assert_eq!(f.dropped, 1, "the slow client is dropped, and only it");
             assert_eq!(f.complete, n - 1, "every reading client got every change");
+            with.extend(f.to_metrics);
+        } else {
+            without.extend(f.to_metrics);
         }
     }
+    println!("load average after: {}", loadavg());
+    let (p50, p99) = (quantile(&without, 0.5), quantile(&without, 0.99));
+    let (c50, c99) = (quantile(&with, 0.5), quantile(&with, 0.99));
+    println!("event → /metrics without stream clients: p50 {p50:.2} ms, p99 {p99:.2} ms ({} rounds)", without.len());
+    println!(
+        "event → /metrics with {clients} (one slow):     p50 {c50:.2} ms, p99 {c99:.2} ms ({} rounds)",
+        with.len()
+    );
+    println!("ratio with/without: p50 {:.2}×, p99 {:.2}×", c50 / p50, c99 / p99);
 }

@@ -354,6 +354,79 @@ async fn simulator_restart() {
     finish(env).await;
 }
 
+/// Wait until the simulator holds answers matching `f` (see `hold_answers`).
+async fn until_held(env: &Env, what: &str, f: impl Fn(&[Vec<String>]) -> bool) {
+    let start = std::time::Instant::now();
+    loop {
+        let held = env.sim.stats().answers_held;
+        if f(&held) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}: held {held:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_reads_hold_messages_per_queue() {
+    // Two complete reads in flight on one channel: the re-seed after a reconnect, and the re-seed of a queue added
+    // meanwhile. The first must not let the added queue's topic messages through while the second is still in
+    // flight: that read was answered before them and would land over them, and with the org paused nothing would
+    // correct it. Answers are held by the simulator (computed on arrival, sent on release), so the order is forced.
+    let mut cfg = support::org(3, 0.0);
+    cfg.model.media_types = vec!["voice".to_owned()];
+    let env = support::start(cfg, |_| {}).await;
+    streaming(&env, Duration::from_secs(60)).await;
+    env.sim.inject(fault(json!({"kind": "pause"})));
+    assert_converged(env.converge(Duration::from_secs(30), true).await, "before the reads");
+    let old: Vec<String> = env.sim.truth().queues.iter().map(|q| q.id.clone()).collect();
+
+    // The reconnect's re-seed (and the poll of the disconnected queues) are held.
+    env.sim.inject(fault(json!({"kind": "hold_answers", "queue_id": old[0]})));
+    env.sim.inject(fault(json!({"kind": "drop_sockets"})));
+    until_held(&env, "the re-seed and the poll of the old queues", |h| h.len() >= 2).await;
+    // A queue appears; the channel subscribes to it on the open socket and re-seeds it: held too.
+    env.sim.inject(fault(json!({"kind": "add_queue", "name": "Added While Re-seeding"})));
+    let added = env
+        .sim
+        .truth()
+        .queues
+        .iter()
+        .find(|q| q.name == "Added While Re-seeding")
+        .map(|q| q.id.clone())
+        .expect("added queue");
+    env.sim.inject(fault(json!({"kind": "hold_answers", "queue_id": added})));
+    until_held(&env, "the added queue's re-seed", |h| h.iter().any(|q| q == std::slice::from_ref(&added))).await;
+
+    // The first re-seed lands; the old queues are back on the stream.
+    env.sim.inject(fault(json!({"kind": "release_answers", "queue_id": old[0]})));
+    env.until(Duration::from_secs(10), "the old queues on the stream", |s| {
+        old.iter().all(|q| {
+            s.iter().any(|x| {
+                x.name == "genesys_queue_source"
+                    && x.label("queue_id") == q
+                    && x.label("source") == "stream"
+                    && x.value == 1.0
+            })
+        })
+    })
+    .await;
+    // A topic message for the added queue, newer than its held re-seed.
+    let sent = env.sim.stats().messages_sent;
+    env.sim.inject(fault(json!({"kind": "arrive", "queue_id": added, "media_type": "voice", "count": 2})));
+    let start = std::time::Instant::now();
+    while env.sim.stats().messages_sent == sent {
+        assert!(start.elapsed() < Duration::from_secs(10), "the arrival was published");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The added queue's re-seed (and poll) land, older than that message: the message must win.
+    env.sim.inject(fault(json!({"kind": "release_answers"})));
+    assert_converged(env.converge(Duration::from_secs(10), true).await, "after the held reads landed");
+    streaming(&env, Duration::from_secs(10)).await;
+    finish(env).await;
+}
+
 /// An OAuth token for the test's own client calls (the same OAuth client as the exporter's, as Genesys counts
 /// channels per client).
 async fn token(env: &Env) -> String {

@@ -479,3 +479,130 @@ async fn an_event_id_from_before_a_restart_gets_a_fresh_snapshot() {
 }
 
 static FINAL: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// The inode of a TCP socket of this process on `local_port`: connected to `remote_port`, or listening.
+fn socket_inode(local_port: u16, remote_port: Option<u16>) -> Option<String> {
+    let port = |a: &str| u16::from_str_radix(a.rsplit(':').next()?, 16).ok();
+    std::fs::read_to_string("/proc/net/tcp").ok()?.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let remote_ok = match remote_port {
+            Some(r) => port(f[2]) == Some(r),
+            None => f[3] == "0A",
+        };
+        (port(f[1]) == Some(local_port) && remote_ok).then(|| f[9].to_owned())
+    })
+}
+
+/// This process's fd of the socket with `inode`.
+fn fd_of_socket(inode: &str) -> Option<String> {
+    let want = format!("socket:[{inode}]");
+    std::fs::read_dir("/proc/self/fd").unwrap().flatten().find_map(|e| {
+        (std::fs::read_link(e.path()).ok()?.to_string_lossy() == want)
+            .then(|| e.file_name().to_string_lossy().into_owned())
+    })
+}
+
+/// The fds each epoll instance of this process watches: one instance per runtime's I/O driver (a driver holds
+/// several fds of its instance; they show the same set and count once).
+fn epoll_watch_sets() -> Vec<std::collections::BTreeSet<String>> {
+    let mut sets: Vec<std::collections::BTreeSet<String>> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy() == "anon_inode:[eventpoll]"))
+        .filter_map(|e| {
+            let info =
+                std::fs::read_to_string(format!("/proc/self/fdinfo/{}", e.file_name().to_string_lossy())).ok()?;
+            Some(
+                info.lines()
+                    .filter_map(|l| Some(l.strip_prefix("tfd:")?.split_whitespace().next()?.to_owned()))
+                    .collect(),
+            )
+        })
+        .collect();
+    sets.sort();
+    sets.dedup();
+    sets
+}
+
+/// (nice value) of this process's threads named `name`.
+fn nice_of_threads(name: &str) -> Vec<i64> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok()
+        })
+        .collect()
+}
+
+/// The live API must never slow the collector or scrapes: its connections leave the server's runtime for a
+/// thread of their own at a lower priority (sockets and all), while `/metrics` stays where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_connections_move_to_their_own_lower_priority_thread_and_still_end_promptly_at_shutdown() {
+    let store = store3();
+    let srv = start(store.clone(), |a| a).await;
+    let port = srv.addr.port();
+    let mut sse = SseClient::connect(srv.addr, "/api/v1/stream", &[]).await;
+    assert_eq!(sse.head().await, 200);
+    assert_eq!(sse.next().await.unwrap().event, "snapshot");
+    let mut ws = ws_connect(srv.addr).await;
+    assert_eq!(ws_next(&mut ws).await.unwrap()["type"], "snapshot");
+    // A keep-alive connection that scrapes stays on the server's runtime.
+    let mut scraper = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        scraper.write_all(format!("GET /metrics HTTP/1.1\r\nHost: {}\r\n\r\n", srv.addr).as_bytes()).await.unwrap();
+        let mut buf = [0u8; 1024];
+        let n = scraper.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    }
+
+    let nice: Vec<i64> = nice_of_threads("live-api");
+    assert_eq!(nice.len(), 1, "one thread for the server's stream clients");
+    let own: i64 = {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        stat.rsplit_once(')').unwrap().1.split_whitespace().nth(16).unwrap().parse().unwrap()
+    };
+    assert_eq!(nice[0], (own + 10).min(19), "the stream clients' thread runs nicer than the rest");
+
+    let fd = |local: u16, remote: Option<u16>| fd_of_socket(&socket_inode(local, remote).unwrap()).unwrap();
+    let listener = fd(port, None);
+    let scrape = fd(port, Some(scraper.local_addr().unwrap().port()));
+    let sse_fd = fd(port, Some(sse.stream.local_addr().unwrap().port()));
+    let ws_fd = fd(port, Some(ws.get_ref().local_addr().unwrap().port()));
+    let sets = epoll_watch_sets();
+    let together = |a: &str, b: &str| sets.iter().any(|s| s.contains(a) && s.contains(b));
+    assert!(together(&listener, &scrape), "a scrape's connection stays on the server's runtime: {sets:?}");
+    for (what, stream) in [("SSE", &sse_fd), ("WebSocket", &ws_fd)] {
+        assert_eq!(sets.iter().filter(|s| s.contains(stream)).count(), 1, "{what}: watched by one runtime: {sets:?}");
+        assert!(!together(&listener, stream), "{what}: the socket moved to the stream clients' runtime: {sets:?}");
+    }
+    assert!(together(&sse_fd, &ws_fd), "both on the same (stream clients') runtime: {sets:?}");
+
+    // Still live there, and shutdown still ends both at once, with the reason.
+    store.apply(update("q2", 5.0, None, 1.0));
+    assert_eq!(sse.next().await.unwrap().event, "delta");
+    assert_eq!(ws_next(&mut ws).await.unwrap()["type"], "delta");
+    let t0 = Instant::now();
+    srv.shutdown.cancel();
+    let e = tokio::time::timeout(Duration::from_secs(5), sse.next()).await.unwrap().unwrap();
+    assert_eq!(e.event, "error");
+    assert_eq!(e.data["reason"], "server shutting down");
+    assert!(tokio::time::timeout(Duration::from_secs(5), sse.next()).await.unwrap().is_none(), "the SSE stream ends");
+    let close = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => return f,
+                Some(Ok(_)) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .unwrap()
+    .expect("a close frame with the reason");
+    assert_eq!(close.reason, "server shutting down");
+    assert!(t0.elapsed() < Duration::from_secs(3), "prompt: {:?}", t0.elapsed());
+}

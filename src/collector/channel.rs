@@ -1,8 +1,9 @@
 //! One notification channel's life: create, subscribe, connect, re-seed, stream, and recover.
 //!
 //! Genesys keeps nothing for a closed socket, so every (re)connect is followed by a REST re-seed of the channel's
-//! queues; topic messages that arrive while the re-seed is in flight are held back and applied after it, so an older
-//! REST snapshot never overwrites a newer streamed value. Recovery picks the cheapest step that works:
+//! queues; topic messages that arrive while a complete read of their queue (re-seed or reconcile) is in flight are
+//! held back and applied after it ([`HoldBack`]), so an older REST snapshot never overwrites a newer streamed value.
+//! Recovery picks the cheapest step that works:
 //! - `socket_closing`, a server close, a heartbeat timeout: reconnect to the same `connectUri` (the channel and its
 //!   subscriptions survive, as the Java SDK does);
 //! - 404/401 on upgrade, `no_longer_subscribed`, `token_revoked`, an expired channel: create a new channel and
@@ -12,6 +13,7 @@
 //! polled in the same `select!`, so a slow or throttled API never stops the socket from being read.
 
 use super::backoff::Backoff;
+use super::holdback::HoldBack;
 use super::seed::ReadResult;
 use super::Shared;
 use crate::genesys::decode::{decode_frame, Frame, SystemKind};
@@ -33,10 +35,6 @@ use tokio_util::sync::CancellationToken;
 /// Largest WebSocket message accepted. Genesys caps request bodies at 512,000 bytes; a bigger frame is counted as
 /// oversized and costs a reconnect instead of unbounded memory.
 const MAX_MESSAGE_BYTES: usize = 4 << 20;
-
-/// Topic messages held back during a re-seed, at most. Past this they are applied at once (a rare, tiny race is
-/// better than unbounded memory).
-const MAX_HELD_BACK: usize = 100_000;
 
 /// How one connected session ended, and what to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,14 +96,20 @@ pub struct ChannelRunner {
 }
 
 impl ChannelRunner {
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    pub async fn run(self, shutdown: CancellationToken) {
+        use tracing::Instrument as _;
+        // Instrumented rather than entered: a guard held across awaits would tag other tasks' events on this
+        // worker thread with this channel's span.
+        let span = tracing::info_span!("channel", index = self.index);
+        self.run_in_span(shutdown).instrument(span).await
+    }
+
+    async fn run_in_span(mut self, shutdown: CancellationToken) {
         let mut channel: Option<ChannelInfo> = None;
         // Topics the channel is subscribed to and Genesys permitted.
         let mut permitted: Vec<String> = Vec::new();
         let mut subscribed_for: Vec<String> = Vec::new();
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-        let span = tracing::info_span!("channel", index = self.index);
-        let _enter = span.enter();
         loop {
             if shutdown.is_cancelled() {
                 return;
@@ -296,15 +300,14 @@ impl ChannelRunner {
         // a socket that connects but never speaks (a stalled server) never makes its queues look fresh.
         let mut last_frame = Instant::now();
         let mut side: FuturesUnordered<BoxFuture<'static, Side>> = FuturesUnordered::new();
-        // Topic messages are held back from the start: the re-seed that they must not be overtaken by begins with
-        // the socket's first frame. An upgrade alone proves nothing (a stalled server accepts and stays silent), so
-        // the REST budget is spent on a re-seed only once the socket has spoken; the first ping goes out at once so
-        // a live server proves itself in one round trip.
-        let mut reseeding = !permitted.is_empty();
-        let mut healthy = !reseeding;
+        // The re-seed begins with the socket's first frame, before that frame is read (so its messages are held back
+        // behind it). An upgrade alone proves nothing (a stalled server accepts and stays silent), so the REST budget
+        // is spent on a re-seed only once the socket has spoken; the first ping goes out at once so a live server
+        // proves itself in one round trip.
+        let mut healthy = permitted.is_empty();
         let mut seen_frame = false;
         let _ = sink.send(Message::Text(r#"{"message":"ping"}"#.into())).await;
-        let mut held_back: Vec<crate::genesys::decode::Decoded> = Vec::new();
+        let mut hold = HoldBack::default();
         let mut ping = tokio::time::interval(settings.ping_interval.max(Duration::from_secs(1)));
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.reset();
@@ -333,14 +336,14 @@ impl ChannelRunner {
                         Ok(Message::Close(_)) => break Exit::Reconnect { reason: "server_closed", immediate: false },
                         Ok(Message::Binary(b)) => {
                             last_frame = Instant::now();
-                            self.frame_seen(&mut seen_frame, &side, permitted.as_slice());
+                            self.frame_seen(&mut seen_frame, &side, &mut hold, permitted.as_slice());
                             self.shared.payload_error("malformed", None, &String::from_utf8_lossy(&b));
                             continue;
                         }
                         Ok(_) => {
                             // RFC 6455 ping/pong: alive, but Genesys's health check is the app-level ping.
                             last_frame = Instant::now();
-                            self.frame_seen(&mut seen_frame, &side, permitted.as_slice());
+                            self.frame_seen(&mut seen_frame, &side, &mut hold, permitted.as_slice());
                             continue;
                         }
                         Err(tungstenite::Error::Capacity(e)) => {
@@ -353,8 +356,8 @@ impl ChannelRunner {
                         }
                     };
                     last_frame = Instant::now();
-                    self.frame_seen(&mut seen_frame, &side, permitted.as_slice());
-                    match self.on_text(text.as_str(), reseeding, &mut held_back) {
+                    self.frame_seen(&mut seen_frame, &side, &mut hold, permitted.as_slice());
+                    match self.on_text(text.as_str(), &mut hold) {
                         Some(exit) => break exit,
                         None => continue,
                     }
@@ -364,26 +367,19 @@ impl ChannelRunner {
                         Side::Reseed { ids, result } => match result {
                             Ok(read) => {
                                 self.shared.apply_read(read);
-                                for d in held_back.drain(..) {
-                                    self.shared.apply_decoded(d, None);
-                                }
+                                self.release(&mut hold, &ids);
                                 self.shared.healthy(&ids, &self.clock);
-                                reseeding = false;
                                 healthy = true;
                             }
                             Err(e) => {
                                 tracing::warn!(err = %e, queues = ids.len(), "re-seed failed; queues stay on polling, retrying");
                                 self.shared.to_poll(&ids, "reseed_failed");
-                                for d in held_back.drain(..) {
-                                    self.shared.apply_decoded(d, None);
-                                }
-                                reseeding = false;
+                                self.release(&mut hold, &ids);
                                 let delay = if let Error::RateLimited { retry_after, .. } = e { retry_after } else { settings.poll_interval };
                                 side.push(async move { tokio::time::sleep(delay).await; Side::ReseedRetry(ids) }.boxed());
                             }
                         },
                         Side::Reconciled { ids, result } => {
-                            reseeding = false;
                             match result {
                                 Ok(read) => {
                                     let drift = self.shared.apply_read(read);
@@ -394,13 +390,10 @@ impl ChannelRunner {
                                 }
                                 Err(e) => tracing::warn!(err = %e, "reconciliation read failed; trying again next interval"),
                             }
-                            for d in held_back.drain(..) {
-                                self.shared.apply_decoded(d, None);
-                            }
+                            self.release(&mut hold, &ids);
                         }
                         Side::ReseedRetry(ids) => {
-                            reseeding = true;
-                            side.push(self.reseed_future(ids, Duration::ZERO));
+                            side.push(self.reseed_future(&mut hold, ids));
                         }
                         Side::Resubscribed { wanted, result } => {
                             resubscribing = false;
@@ -416,8 +409,7 @@ impl ChannelRunner {
                                         // New queues are seeded like a fresh connect's: polled, then re-seeded with
                                         // their topic messages held back meanwhile.
                                         self.shared.to_poll(&added, "resubscribe");
-                                        reseeding = true;
-                                        side.push(self.reseed_future(added, Duration::ZERO));
+                                        side.push(self.reseed_future(&mut hold, added));
                                     }
                                 }
                                 Err(Error::Status { status: 404, .. }) => break Exit::NewChannel { reason: "channel_expired" },
@@ -453,12 +445,12 @@ impl ChannelRunner {
                         break Exit::Reconnect { reason: "error", immediate: false };
                     }
                 }
-                _ = reconcile.tick(), if healthy && !reseeding => {
+                _ = reconcile.tick(), if healthy && !hold.reading() => {
                     // Hold topic messages back during the read, as for a re-seed, so the REST snapshot cannot
                     // overwrite a newer streamed value.
-                    reseeding = true;
                     let reader = self.shared.reader.clone();
                     let ids = permitted.to_vec();
+                    hold.begin(&ids);
                     side.push(async move {
                         let result = reader.read(&ids, Priority::Reconcile).await;
                         Side::Reconciled { ids, result }
@@ -500,32 +492,39 @@ impl ChannelRunner {
     }
 
     /// A frame arrived: the channel's clock moves; the first one of a session starts its re-seed.
-    fn frame_seen(&self, seen: &mut bool, side: &FuturesUnordered<BoxFuture<'static, Side>>, permitted: &[String]) {
+    fn frame_seen(
+        &self,
+        seen: &mut bool,
+        side: &FuturesUnordered<BoxFuture<'static, Side>>,
+        hold: &mut HoldBack,
+        permitted: &[String],
+    ) {
         self.clock.touch(now_ms());
         if !std::mem::replace(seen, true) && !permitted.is_empty() {
-            side.push(self.reseed_future(permitted.to_vec(), Duration::ZERO));
+            side.push(self.reseed_future(hold, permitted.to_vec()));
         }
     }
 
-    fn reseed_future(&self, ids: Vec<String>, delay: Duration) -> BoxFuture<'static, Side> {
+    /// A re-seed of `ids`, their topic messages held back from now until it has landed ([`Self::release`]).
+    fn reseed_future(&self, hold: &mut HoldBack, ids: Vec<String>) -> BoxFuture<'static, Side> {
+        hold.begin(&ids);
         let reader = self.shared.reader.clone();
         async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
             let result = reader.read(&ids, Priority::Reseed).await;
             Side::Reseed { ids, result }
         }
         .boxed()
     }
 
+    /// The read of `ids` has landed (applied, or failed): apply the messages held back behind it.
+    fn release(&self, hold: &mut HoldBack, ids: &[String]) {
+        for d in hold.end(ids) {
+            self.shared.apply_decoded(d, None);
+        }
+    }
+
     /// Handle one text frame; `Some(exit)` ends the session.
-    fn on_text(
-        &self,
-        text: &str,
-        reseeding: bool,
-        held_back: &mut Vec<crate::genesys::decode::Decoded>,
-    ) -> Option<Exit> {
+    fn on_text(&self, text: &str, hold: &mut HoldBack) -> Option<Exit> {
         let m = &self.shared.metrics.notification_messages_total;
         match decode_frame(text) {
             Ok(Frame::Heartbeat) => m.with_label_values(&["heartbeat"]).inc(),
@@ -535,9 +534,7 @@ impl ChannelRunner {
                 let kind =
                     if d.update.groups.iter().any(|g| g.interval.is_some()) { "aggregates" } else { "observations" };
                 m.with_label_values(&[kind]).inc();
-                if reseeding && held_back.len() < MAX_HELD_BACK {
-                    held_back.push(d);
-                } else {
+                if let Some(d) = hold.hold(d) {
                     self.shared.apply_decoded(d, Some(text));
                 }
             }

@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod channel;
 pub mod directory;
+pub mod holdback;
 pub mod poller;
 pub mod seed;
 pub mod shard;
@@ -92,6 +93,9 @@ pub struct Shared {
     presence_refresh: Notify,
     /// When each queue last had a topic message applied. A poll read asked before that may be older than the
     /// message (a socket can stream while its re-seed keeps failing), so the poller leaves such a queue alone.
+    /// Also the lock that orders what lands on a queue: a topic message is applied, a poll read is checked and
+    /// applied, and the stream takes queues back ([`Shared::healthy`]) each while holding it, so no message or
+    /// re-seed lands between a poll read's check and its apply (they did, when a 429 released both at once).
     streamed: Mutex<HashMap<String, Instant>>,
 }
 
@@ -118,6 +122,22 @@ impl Shared {
 
     /// Apply one decoded update, counting what could not be used. Returns how many stored values it changed.
     pub fn apply_decoded(&self, d: Decoded, raw: Option<&str>) -> usize {
+        if d.update.source != Source::Stream {
+            return self.apply_unordered(d, raw);
+        }
+        let mut streamed = lock(&self.streamed);
+        let now = Instant::now();
+        match streamed.get_mut(&d.update.queue_id) {
+            Some(t) => *t = now,
+            None => {
+                streamed.insert(d.update.queue_id.clone(), now);
+            }
+        }
+        self.apply_unordered(d, raw)
+    }
+
+    /// [`Shared::apply_decoded`] without recording or ordering a topic message: REST reads, or under the order lock.
+    fn apply_unordered(&self, d: Decoded, raw: Option<&str>) -> usize {
         for m in &d.unknown_metrics {
             self.payload_error("unknown_metric", Some(m), raw.unwrap_or(m));
         }
@@ -126,16 +146,6 @@ impl Shared {
         }
         let event_ms = d.update.event_ms;
         let from_stream = d.update.source == Source::Stream;
-        if from_stream {
-            let now = Instant::now();
-            let mut m = lock(&self.streamed);
-            match m.get_mut(&d.update.queue_id) {
-                Some(t) => *t = now,
-                None => {
-                    m.insert(d.update.queue_id.clone(), now);
-                }
-            }
-        }
         let outcome = self.store.apply(d.update);
         if outcome.unknown_queue {
             // Not ours (another shard's, or removed since): harmless, but worth a count.
@@ -170,6 +180,42 @@ impl Shared {
         changed
     }
 
+    /// Apply a poll read asked for at `asked`, queue by queue, unless the stream got there first: a queue no longer
+    /// polled (its re-seed landed meanwhile, it may have waited out a 429 behind the budget) or one that applied a
+    /// topic message since `asked` keeps what it has and its stream source, as the read may be older. Each queue is
+    /// checked and applied under the order lock, so nothing lands between the two. Returns the queues applied.
+    pub fn apply_poll(&self, read: ReadResult, asked: Instant) -> Vec<String> {
+        let mut by_queue: BTreeMap<String, Vec<Decoded>> = BTreeMap::new();
+        for d in read.observations {
+            by_queue.entry(d.update.queue_id.clone()).or_default().push(d);
+        }
+        for u in read.aggregates {
+            let d = Decoded { update: u, unknown_metrics: vec![], bad_metrics: vec![] };
+            by_queue.entry(d.update.queue_id.clone()).or_default().push(d);
+        }
+        let mut applied = Vec::with_capacity(by_queue.len());
+        let mut skipped = 0usize;
+        for (id, updates) in by_queue {
+            let streamed = lock(&self.streamed);
+            let newer = streamed.get(&id).is_some_and(|t| *t >= asked);
+            if newer || !lock(&self.poll).contains_key(&id) {
+                skipped += 1;
+                continue;
+            }
+            for d in updates {
+                self.apply_unordered(d, None);
+            }
+            self.store.set_source(&id, Source::Poll);
+            drop(streamed);
+            applied.push(id);
+        }
+        if skipped > 0 {
+            tracing::debug!(skipped, "poll read not applied to queues the stream updated since it was asked");
+        }
+        self.mark_seeded(&applied);
+        applied
+    }
+
     fn mark_seeded(&self, ids: &[String]) {
         let mut u = lock(&self.unseeded);
         for id in ids {
@@ -199,13 +245,10 @@ impl Shared {
         }
     }
 
-    /// Whether a topic message for `queue_id` was applied at or after `since`.
-    pub fn streamed_since(&self, queue_id: &str, since: Instant) -> bool {
-        lock(&self.streamed).get(queue_id).is_some_and(|t| *t >= since)
-    }
-
-    /// The stream serves these queues again (connected and re-seeded), unless their topic was rejected.
+    /// The stream serves these queues again (connected and re-seeded), unless their topic was rejected. Under the
+    /// order lock: a poll read checked before this must not set its source after it.
     pub fn healthy(&self, ids: &[String], clock: &Arc<ChannelClock>) {
+        let _order = lock(&self.streamed);
         let rejected = lock(&self.rejected);
         let mut p = lock(&self.poll);
         let serving: Vec<String> = ids.iter().filter(|id| !rejected.contains(*id)).cloned().collect();
@@ -531,4 +574,91 @@ impl Collector {
 /// Read every queue once at `Priority::Reconcile`: used by `check` to prove the observations query works.
 pub async fn read_once(reader: &Reader, ids: &[String]) -> Result<ReadResult, Error> {
     reader.read(ids, Priority::Reconcile).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genesys::auth::{Credential, TokenSource};
+    use crate::genesys::budget::RateBudget;
+    use crate::model::{GroupUpdate, ObsMetric, Observation, QueueUpdate};
+    use crate::state::{Format, StoreConfig};
+
+    fn shared(ids: &[&str]) -> Arc<Shared> {
+        let metrics = SelfMetrics::new();
+        let http = crate::genesys::client::http_client(Duration::from_secs(1));
+        let tokens = TokenSource::new(http.clone(), "http://127.0.0.1:9", "id".into(), Credential::new("x"), |_| {});
+        let api = ApiClient::new(http, "http://127.0.0.1:9", tokens, Arc::new(RateBudget::new(1.0)), metrics.clone());
+        let c = Collector::new(
+            api,
+            Store::new(StoreConfig::default()),
+            metrics,
+            Arc::new(Readiness::default()),
+            CollectorSettings::default(),
+        );
+        let queues = ids
+            .iter()
+            .map(|id| QueueMeta {
+                id: (*id).into(),
+                name: format!("Q {id}"),
+                division_id: "d".into(),
+                division: "Home".into(),
+            })
+            .collect();
+        c.apply_directory(queues);
+        c.shared().clone()
+    }
+
+    fn waiting(queue: &str, source: Source, n: f64) -> Decoded {
+        Decoded {
+            update: QueueUpdate {
+                queue_id: queue.into(),
+                source,
+                event_ms: Some(now_ms()),
+                complete: source != Source::Stream,
+                groups: vec![GroupUpdate {
+                    media_type: Some("voice".into()),
+                    observations: vec![Observation { metric: ObsMetric::Waiting, qualifier: None, value: Some(n) }],
+                    interval: None,
+                    aggregates: vec![],
+                }],
+            },
+            unknown_metrics: vec![],
+            bad_metrics: vec![],
+        }
+    }
+
+    fn exported_waiting(s: &Shared, queue: &str) -> Option<String> {
+        let mut out = Vec::new();
+        s.store.write_text(Format::Prometheus, now_ms(), &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let needle = format!("queue_id=\"{queue}\"");
+        text.lines()
+            .find(|l| l.starts_with("genesys_queue_waiting{") && l.contains(&needle))
+            .and_then(|l| l.rsplit(' ').next().map(str::to_owned))
+    }
+
+    #[test]
+    fn a_poll_read_leaves_queues_the_stream_got_to_after_it_was_asked() {
+        let ids: Vec<String> = ["a", "b", "c"].iter().map(|s| (*s).to_owned()).collect();
+        let s = shared(&["a", "b", "c"]);
+        s.to_poll(&ids, "test");
+        let asked = Instant::now();
+        // Meanwhile: a topic message for a; b re-seeded and back on the stream.
+        s.apply_decoded(waiting("a", Source::Stream, 2.0), None);
+        s.apply_decoded(waiting("b", Source::Poll, 3.0), None);
+        s.healthy(&ids[1..2], &ChannelClock::new());
+        // The read, answered before all that, lands now.
+        let read = ReadResult {
+            observations: ids.iter().map(|id| waiting(id, Source::Poll, 0.0)).collect(),
+            aggregates: vec![],
+        };
+        assert_eq!(s.apply_poll(read, asked), vec!["c".to_owned()]);
+        assert_eq!(exported_waiting(&s, "a").as_deref(), Some("2"), "the newer message stands");
+        assert_eq!(exported_waiting(&s, "b").as_deref(), Some("3"), "the newer re-seed stands");
+        assert_eq!(exported_waiting(&s, "c").as_deref(), Some("0"));
+        let source = |q: &str| s.store.queue_freshness(q, now_ms()).map(|(f, _)| f.source);
+        assert_eq!(source("b"), Some(Source::Stream), "the stream keeps the queue it took back");
+        assert_eq!(source("c"), Some(Source::Poll));
+    }
 }

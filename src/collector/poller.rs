@@ -4,7 +4,6 @@
 
 use super::Shared;
 use crate::genesys::Priority;
-use crate::model::Source;
 use std::sync::Arc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -43,21 +42,11 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
             r = shared.reader.read(&ids, Priority::Poll) => r,
         };
         match read {
-            Ok(mut read) => {
-                // A queue whose stream recovered while the read was in flight was re-seeded after this read was
-                // asked for (it may have waited out a 429 behind the budget): its values are newer, so the read
-                // must not overwrite them, nor its stream source.
-                // Likewise a queue whose socket delivered a topic message meanwhile (its re-seed failing, say): the
-                // message may be newer than this read, and it stays until the queue's next change.
-                let still: std::collections::HashSet<String> =
-                    shared.poll_ids().into_iter().filter(|id| !shared.streamed_since(id, asked)).collect();
-                read.observations.retain(|d| still.contains(&d.update.queue_id));
-                read.aggregates.retain(|u| still.contains(&u.queue_id));
-                shared.apply_read(read);
-                for id in ids.iter().filter(|id| still.contains(*id)) {
-                    shared.store.set_source(id, Source::Poll);
-                }
-                tracing::debug!(queues = ids.len(), took = ?started.elapsed(), "poll cycle done");
+            Ok(read) => {
+                // Queues whose stream recovered, or delivered a topic message, while the read was in flight keep
+                // their newer values (see `Shared::apply_poll`).
+                let applied = shared.apply_poll(read, asked);
+                tracing::debug!(queues = ids.len(), applied = applied.len(), took = ?started.elapsed(), "poll cycle done");
             }
             Err(e) => tracing::warn!(err = %e, queues = ids.len(), "poll cycle failed"),
         }

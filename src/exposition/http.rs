@@ -36,9 +36,13 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection with no request in flight may keep the server up after shutdown (a client that is
 /// half-way through sending a head is not worth waiting the drain timeout for).
 const IDLE_GRACE: Duration = Duration::from_millis(500);
-/// Output buffers kept for reuse. A fresh 30–70 MB buffer costs more in page faults than the whole render, so
-/// the last buffers stay allocated between scrapes (two: an HA pair of Prometheus servers scrapes at once).
+/// Output buffers kept for reuse. A fresh 30–70 MB buffer costs page faults on the order of the render itself, so
+/// the last buffers stay allocated for a burst (two: an HA pair of Prometheus servers scrapes at once) — but only
+/// for [`KEEP_WARM`]: at a 15 s scrape interval a kept buffer would be a body's worth of idle memory (as much as
+/// the whole store at 10,000 queues) resident between every two scrapes.
 const POOLED_BUFFERS: usize = 2;
+/// How long returned buffers stay pooled without another scrape returning one.
+const KEEP_WARM: Duration = Duration::from_secs(5);
 /// Scrapes rendered at once; more wait their turn. Each holds a whole body (tens of MB at 300k series), so
 /// unbounded concurrency would turn a burst of scrapers into an out-of-memory kill.
 const MAX_CONCURRENT_RENDERS: usize = 4;
@@ -78,6 +82,8 @@ pub struct AppState {
 #[derive(Debug, Default)]
 struct BufferPool {
     free: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// Buffers returned so far: a release timer empties the pool only if none came back after it was set.
+    returned: std::sync::atomic::AtomicU64,
 }
 
 impl BufferPool {
@@ -111,6 +117,20 @@ impl Drop for Pooled {
             if free.len() < POOLED_BUFFERS {
                 free.push(buf);
             }
+        }
+        let n = self.pool.returned.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
+        // Outside a runtime (unit tests) the buffers simply stay.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let pool = Arc::downgrade(&self.pool);
+            rt.spawn(async move {
+                tokio::time::sleep(KEEP_WARM).await;
+                let Some(pool) = pool.upgrade() else { return };
+                if pool.returned.load(std::sync::atomic::Ordering::Acquire) == n {
+                    // Dropped outside the lock: freeing tens of MB (munmap) must not hold up a scrape taking one.
+                    let idle = pool.free.lock().map(|mut f| std::mem::take(&mut *f)).unwrap_or_default();
+                    drop(idle);
+                }
+            });
         }
     }
 }
@@ -267,8 +287,46 @@ where
         handle(req, app.clone(), token.clone(), busy.clone())
     });
     // Upgrades: WebSocket clients of /api/v1/stream.
-    let conn = builder.serve_connection(io, svc).with_upgrades();
-    tokio::pin!(conn);
+    let conn = Box::pin(builder.serve_connection(io, svc).with_upgrades());
+    if let Some((conn, to)) = drive(conn, &ctl, &shutdown, &in_flight, true).await {
+        // A stream client: the rest of the connection runs on the stream clients' runtime; this task stays (idle)
+        // so that the server's drain on shutdown still waits for it.
+        let moved = to.spawn(async move {
+            drive(conn, &ctl, &shutdown, &in_flight, false).await;
+        });
+        if let Err(e) = moved.await {
+            tracing::debug!(err = %e, "a stream connection's task ended abnormally");
+        }
+    }
+}
+
+/// A served connection that can be shut down gracefully.
+trait Graceful: std::future::Future<Output = hyper::Result<()>> {
+    fn graceful(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, B> Graceful for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Run `conn` until it ends or shutdown drains it; when `movable`, hand it back with the runtime a stream handler
+/// asked for instead (see [`ConnControl::move_to`]).
+async fn drive<C: Graceful>(
+    mut conn: std::pin::Pin<Box<C>>,
+    ctl: &ConnControl,
+    shutdown: &CancellationToken,
+    in_flight: &std::sync::atomic::AtomicUsize,
+    movable: bool,
+) -> Option<(std::pin::Pin<Box<C>>, tokio::runtime::Handle)> {
     tokio::select! {
         r = conn.as_mut() => {
             if let Err(e) = r {
@@ -277,14 +335,16 @@ where
         }
         // A stream client that stopped reading, past its write deadline.
         _ = ctl.killed() => {}
+        to = ctl.moved(), if movable => return Some((conn, to)),
         _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
+            conn.as_mut().graceful();
             let drain = if in_flight.load(std::sync::atomic::Ordering::Acquire) > 0 { DRAIN_TIMEOUT } else { IDLE_GRACE };
             if tokio::time::timeout(drain, conn).await.is_err() {
                 tracing::debug!("connection still busy after the drain timeout; dropped");
             }
         }
     }
+    None
 }
 
 fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
@@ -548,5 +608,22 @@ mod tests {
         big.buf.push(1);
         drop(big);
         assert_eq!(pool.free.lock().map(|f| f.len()).unwrap_or(1), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_buffers_are_released_after_the_keep_warm_time() {
+        let pool = Arc::new(BufferPool::default());
+        let (mut a, mut b) = (pool.take(), pool.take());
+        a.buf.push(1);
+        b.buf.push(1);
+        drop(a);
+        tokio::time::sleep(KEEP_WARM / 2).await;
+        drop(b);
+        let pooled = |p: &Arc<BufferPool>| p.free.lock().map(|f| f.len()).unwrap_or(0);
+        // The first timer finds a later return and keeps the pool warm for a burst.
+        tokio::time::sleep(KEEP_WARM / 2 + Duration::from_millis(100)).await;
+        assert_eq!(pooled(&pool), 2, "a scrape within the keep-warm time finds warm buffers");
+        tokio::time::sleep(KEEP_WARM).await;
+        assert_eq!(pooled(&pool), 0, "idle buffers are freed between scrapes");
     }
 }

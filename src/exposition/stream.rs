@@ -14,6 +14,12 @@
 //! is shrunk to [`SEND_BUFFER`] (kernel autotuning would otherwise absorb megabytes). A dropped client gets a final
 //! `error` message (SSE) or close frame (WebSocket) with the reason; if it cannot take even that within
 //! [`CLOSE_TIMEOUT`], the connection is cut.
+//!
+//! Where it runs: the hub and every stream connection (from its handler on) run on a runtime of their own, one
+//! thread at a lower CPU priority ([`NICE`]), started with the first client. Hundreds of clients mean a hundred
+//! thousand socket writes a second; on the server's worker threads they would queue the `/metrics` handlers and
+//! the collector behind them. There, the store's writer pays one wake-up of that thread, and when the machine is
+//! short of CPU it is the stream clients that wait, not the scrapes.
 
 use super::api::{error, snapshot_json, AnyBody, Filter, Query};
 use super::conn::ConnControl;
@@ -34,11 +40,12 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 /// Stream clients served at once; more get 503.
@@ -52,29 +59,41 @@ pub const KEEPALIVE: Duration = Duration::from_secs(15);
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A client that took nothing from its (non-empty) queue for this long is dropped, however short the queue.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After the store's wake-up the hub waits this long before fanning out, so that a burst of changes (one
+/// notification often carries several queues; a re-seed carries all) leaves as one write per client instead of one
+/// per change. Bounds each client's writes to a few hundred a second however fast the store changes.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(2);
 /// `SO_SNDBUF` of stream connections (the kernel doubles it): enough for a wallboard's deltas at any realistic
 /// round-trip time, small enough that a client that stops reading fills its queue within seconds. The initial
 /// snapshot of a large org then takes a few round trips more.
 pub const SEND_BUFFER: usize = 64 * 1024;
+/// How much nicer (in `nice` steps) the stream clients' thread runs than the process: under CPU contention the
+/// collector and `/metrics` get about ten times its share.
+pub const NICE: i32 = 10;
 
-/// One message, serialised once and shared by every client it goes to.
+/// One message, serialised once (in both framings) and shared by every client it goes to.
 #[derive(Debug)]
 pub struct Event {
     /// The store version (SSE `id:`); `None` for keep-alives and errors.
     pub id: Option<u64>,
     /// `snapshot`, `delta`, `keepalive` or `error` (SSE `event:`, and the JSON's `type`).
     pub kind: &'static str,
-    pub data: Bytes,
+    /// The JSON message, as a WebSocket text message carries it.
+    pub json: Utf8Bytes,
+    /// The same as one Server-Sent Event (`id:`, `event:` and `data:` lines).
+    pub sse: Bytes,
 }
 
 fn event(id: Option<u64>, kind: &'static str, mut body: Map<String, Value>) -> Arc<Event> {
     let mut m = Map::new();
     m.insert("type".into(), Value::from(kind));
     m.append(&mut body);
-    Arc::new(Event { id, kind, data: Bytes::from(Value::Object(m).to_string()) })
+    let json = Value::Object(m).to_string();
+    let sse = Bytes::from(sse_frame(id, kind, &json));
+    Arc::new(Event { id, kind, json: json.into(), sse })
 }
 
-fn keepalive(store: &Store) -> Arc<Event> {
+fn keepalive_event(store: &Store) -> Arc<Event> {
     let v = store.live().version();
     let mut m = Map::new();
     m.insert("version".into(), Value::from(v));
@@ -199,7 +218,60 @@ pub struct Hub {
     started: std::sync::atomic::AtomicBool,
     /// WebSocket clients' tasks (they outlive their HTTP connection), so shutdown can wait for their close frames.
     sockets: tokio_util::task::TaskTracker,
+    lane: Lane,
 }
+
+/// Where the hub and its clients' connections run.
+enum Lane {
+    /// The runtime of whoever subscribes (unit tests with a paused clock).
+    #[cfg(test)]
+    Ambient,
+    /// A thread of its own at a lower priority, started with the first client and stopped with the hub.
+    Own { handle: OnceLock<Handle>, stop: CancellationToken },
+}
+
+impl Drop for Hub {
+    #[cfg_attr(not(test), allow(irrefutable_let_patterns))]
+    fn drop(&mut self) {
+        if let Lane::Own { stop, .. } = &self.lane {
+            stop.cancel();
+        }
+    }
+}
+
+/// Start the stream clients' thread: a single-threaded runtime (the hub's fan-out and the clients' writes take
+/// turns, so a burst of changes leaves in one write per client), at [`NICE`] steps below the process.
+fn start_lane(stop: CancellationToken) -> std::io::Result<Handle> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The runtime is built and dropped on its own thread: dropping it on a runtime's worker would panic.
+    std::thread::Builder::new().name("live-api".into()).spawn(move || {
+        lower_priority();
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => {
+                let _ = tx.send(Ok(rt.handle().clone()));
+                rt.block_on(stop.cancelled());
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    })?;
+    rx.recv().map_err(|_| std::io::Error::other("the live API thread ended at start"))?
+}
+
+/// Renice the calling thread by [`NICE`] (on Linux the nice value is per thread).
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    use rustix::process::{getpriority_process, setpriority_process};
+    let tid = rustix::thread::gettid();
+    let now = getpriority_process(Some(tid)).unwrap_or(0);
+    if let Err(e) = setpriority_process(Some(tid), (now + NICE).min(19)) {
+        tracing::debug!(err = %e, "could not lower the live API thread's priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -263,7 +335,12 @@ impl Subscription {
 }
 
 impl Hub {
+    /// A hub on its own thread (see [`start_lane`]).
     pub fn new(max_clients: usize, buffer: usize) -> Self {
+        Self::on(Lane::Own { handle: OnceLock::new(), stop: CancellationToken::new() }, max_clients, buffer)
+    }
+
+    fn on(lane: Lane, max_clients: usize, buffer: usize) -> Self {
         Hub {
             clients: Mutex::new(Vec::new()),
             active: AtomicUsize::new(0),
@@ -272,6 +349,23 @@ impl Hub {
             buffer: buffer.max(1),
             started: false.into(),
             sockets: tokio_util::task::TaskTracker::new(),
+            lane,
+        }
+    }
+
+    /// The runtime the hub and its clients run on (called on a runtime: it is the fallback if no thread starts).
+    fn runtime(&self) -> Handle {
+        match &self.lane {
+            #[cfg(test)]
+            Lane::Ambient => Handle::current(),
+            Lane::Own { handle, stop } => handle
+                .get_or_init(|| {
+                    start_lane(stop.clone()).unwrap_or_else(|e| {
+                        tracing::warn!(err = %e, "no thread of their own for stream clients; they share the server's");
+                        Handle::current()
+                    })
+                })
+                .clone(),
         }
     }
 
@@ -295,7 +389,7 @@ impl Hub {
         if !self.started.swap(true, Ordering::AcqRel) {
             // Started under the clients lock with the version as of now: every client registered from here on
             // starts at or after it, so the hub's cursor never skips a change a client needs.
-            tokio::spawn(run(Arc::downgrade(self), store.clone(), live.version()));
+            self.runtime().spawn(run(Arc::downgrade(self), store.clone(), live.version()));
         }
         let resume = last_id.and_then(|l| live.changes_since(l).filter(|(v, _)| l <= *v));
         let (from, initial) = match resume {
@@ -382,6 +476,7 @@ async fn run(hub: Weak<Hub>, store: Store, mut cursor: u64) {
     let live = store.live();
     loop {
         live.notified().await;
+        tokio::time::sleep(BATCH_WINDOW).await;
         let Some(hub) = hub.upgrade() else { return };
         match live.changes_since(cursor) {
             Some((v, changes)) => {
@@ -398,25 +493,43 @@ async fn run(hub: Weak<Hub>, store: Store, mut cursor: u64) {
     }
 }
 
-fn sse_frame(b: &mut Vec<u8>, ev: &Event) {
-    if let Some(id) = ev.id {
+fn sse_frame(id: Option<u64>, kind: &str, json: &str) -> Vec<u8> {
+    let mut b = Vec::with_capacity(json.len() + 48);
+    if let Some(id) = id {
         b.extend_from_slice(b"id: ");
         b.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
         b.push(b'\n');
     }
     b.extend_from_slice(b"event: ");
-    b.extend_from_slice(ev.kind.as_bytes());
+    b.extend_from_slice(kind.as_bytes());
     b.extend_from_slice(b"\ndata: ");
-    b.extend_from_slice(&ev.data);
+    b.extend_from_slice(json.as_bytes());
     b.extend_from_slice(b"\n\n");
+    b
 }
 
 /// Messages already queued go out in one body frame up to this size: one write for a burst instead of one per
 /// change, which is most of the fan-out's cost with hundreds of clients.
 const COALESCE_BYTES: usize = 64 * 1024;
 
-/// Serve `/api/v1/stream`: WebSocket when the request asks to upgrade, Server-Sent Events otherwise.
+/// Serve `/api/v1/stream`: WebSocket when the request asks to upgrade, Server-Sent Events otherwise. Runs on the
+/// stream clients' runtime, where the connection follows once it carries a stream.
 pub async fn serve(
+    req: Request<Incoming>,
+    app: Arc<AppState>,
+    query: Query,
+    shutdown: CancellationToken,
+) -> Response<AnyBody> {
+    match app.streams.runtime().spawn(serve_here(req, app.clone(), query, shutdown)).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(err = %e, "a stream request's handler failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "stream handler failed")
+        }
+    }
+}
+
+async fn serve_here(
     mut req: Request<Incoming>,
     app: Arc<AppState>,
     query: Query,
@@ -445,6 +558,9 @@ pub async fn serve(
     let ctl = req.extensions().get::<Arc<ConnControl>>().cloned();
     if let Some(ctl) = &ctl {
         ctl.set_send_buffer(SEND_BUFFER);
+        // Only a stream's connection moves: it never serves another request (SSE closes after the body, WebSocket
+        // upgrades), whereas one turned away with 503 may go on to scrape.
+        ctl.move_to(Handle::current());
     }
     if let Some(key) = ws_key {
         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&key);
@@ -478,8 +594,8 @@ pub async fn serve(
         initial,
         sub,
         store,
-        shutdown,
-        tick: keepalive_timer(),
+        shutdown: Box::pin(shutdown.cancelled_owned()),
+        keepalive: Keepalive::new(),
         done: false,
         _finished: finished.drop_guard(),
     };
@@ -505,18 +621,47 @@ async fn cut_when_stuck(dropped: Arc<Dropped>, finished: CancellationToken, ctl:
     ctl.kill();
 }
 
-fn keepalive_timer() -> tokio::time::Interval {
-    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
-    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    t
+/// When a keep-alive is due: [`KEEPALIVE`] after the last message. The timer is only re-armed when it fires early,
+/// not at every message (hundreds of clients times every change would be that many timer-wheel updates).
+struct Keepalive {
+    tick: tokio::time::Interval,
+    sent: Instant,
+}
+
+impl Keepalive {
+    fn new() -> Self {
+        let now = Instant::now();
+        let mut tick = tokio::time::interval_at(now + KEEPALIVE, KEEPALIVE);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Keepalive { tick, sent: now }
+    }
+
+    /// A message went out now.
+    fn sent(&mut self) {
+        self.sent = Instant::now();
+    }
+
+    /// Resolves when nothing went out for [`KEEPALIVE`] (and counts the keep-alive as sent). Cancel-safe.
+    async fn due(&mut self) {
+        loop {
+            self.tick.tick().await;
+            let due = self.sent + KEEPALIVE;
+            if Instant::now() >= due {
+                self.sent();
+                return;
+            }
+            self.tick.reset_at(due);
+        }
+    }
 }
 
 struct SseState {
     initial: VecDeque<Arc<Event>>,
     sub: Subscription,
     store: Store,
-    shutdown: CancellationToken,
-    tick: tokio::time::Interval,
+    /// Kept across messages: a new `cancelled()` per message would register with the token each time.
+    shutdown: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
+    keepalive: Keepalive,
     done: bool,
     /// Cancels when the body ends (or the client went away) before any drop.
     _finished: tokio_util::sync::DropGuard,
@@ -528,33 +673,35 @@ async fn sse_next(mut st: SseState) -> Option<(SseItem, SseState)> {
     if st.done {
         return None;
     }
-    let frame = |e: &Event| {
-        let mut b = Vec::with_capacity(e.data.len() + 48);
-        sse_frame(&mut b, e);
-        Ok(Frame::data(Bytes::from(b)))
-    };
+    let frame = |e: &Event| Ok(Frame::data(e.sse.clone()));
     if let Some(e) = st.initial.pop_front() {
+        st.keepalive.sent();
         return Some((frame(&e), st));
     }
     let ev = tokio::select! {
         biased;
-        _ = st.shutdown.cancelled() => {
+        _ = &mut st.shutdown => {
             st.done = true;
             error_event("server shutting down")
         }
         m = st.sub.recv() => match (m, st.sub.dropped.reason()) {
             (Some(e), None) => {
-                st.tick.reset();
-                let mut b = Vec::with_capacity(e.data.len() + 48);
-                sse_frame(&mut b, &e);
-                while b.len() < COALESCE_BYTES {
-                    let Some(e) = st.sub.try_recv() else { break };
+                st.keepalive.sent();
+                // Alone (the usual case): the shared bytes as they are.
+                let Some(next) = st.sub.try_recv() else { return Some((frame(&e), st)) };
+                let mut b = Vec::with_capacity(COALESCE_BYTES.min(4 * e.sse.len()));
+                b.extend_from_slice(&e.sse);
+                let mut next = Some(next);
+                while let Some(e) = next.take() {
                     if let Some(reason) = st.sub.dropped.reason() {
                         st.done = true;
-                        sse_frame(&mut b, &error_event(reason));
+                        b.extend_from_slice(&error_event(reason).sse);
                         break;
                     }
-                    sse_frame(&mut b, &e);
+                    b.extend_from_slice(&e.sse);
+                    if b.len() < COALESCE_BYTES {
+                        next = st.sub.try_recv();
+                    }
                 }
                 return Some((Ok(Frame::data(Bytes::from(b))), st));
             }
@@ -564,14 +711,17 @@ async fn sse_next(mut st: SseState) -> Option<(SseItem, SseState)> {
                 error_event(reason.unwrap_or("stream closed"))
             }
         },
-        _ = st.tick.tick() => keepalive(&st.store),
+        _ = st.keepalive.due() => keepalive_event(&st.store),
     };
     Some((frame(&ev), st))
 }
 
 fn text(e: &Event) -> Message {
-    Message::text(String::from_utf8_lossy(&e.data).into_owned())
+    Message::Text(e.json.clone())
 }
+
+/// Messages already queued that go out in one WebSocket flush.
+const WS_BATCH: usize = 64;
 
 async fn run_ws<S>(
     ws: tokio_tungstenite::WebSocketStream<S>,
@@ -583,27 +733,40 @@ async fn run_ws<S>(
 {
     let (mut sink, mut incoming) = ws.split();
     let dropped = sub.dropped.clone();
-    let mut tick = keepalive_timer();
+    let mut keepalive = Keepalive::new();
+    let stopping = shutdown.cancelled();
+    tokio::pin!(stopping);
     let mut queue: VecDeque<Arc<Event>> = sub.initial_events(store.live().max_age_ms()).into();
     let (code, reason) = 'outer: loop {
-        while let Some(e) = queue.pop_front() {
+        if !queue.is_empty() {
+            // Everything queued goes out in one flush (one write for a burst, as for SSE).
+            let send = async {
+                for e in queue.drain(..) {
+                    sink.feed(text(&e)).await?;
+                }
+                sink.flush().await
+            };
             tokio::select! {
-                r = sink.send(text(&e)) => if r.is_err() { return },
+                r = send => if r.is_err() { return },
                 _ = dropped.wait() => break 'outer (CloseCode::Policy, dropped.reason().unwrap_or_default().to_owned()),
-                _ = shutdown.cancelled() => break 'outer (CloseCode::Away, "server shutting down".to_owned()),
+                _ = &mut stopping => break 'outer (CloseCode::Away, "server shutting down".to_owned()),
             }
         }
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break (CloseCode::Away, "server shutting down".to_owned()),
+            _ = &mut stopping => break (CloseCode::Away, "server shutting down".to_owned()),
             m = sub.recv() => match (m, dropped.reason()) {
                 (Some(e), None) => {
-                    tick.reset();
+                    keepalive.sent();
                     queue.push_back(e);
+                    while queue.len() < WS_BATCH {
+                        let Some(e) = sub.try_recv() else { break };
+                        queue.push_back(e);
+                    }
                 }
                 (_, r) => break (CloseCode::Policy, r.unwrap_or("stream closed").to_owned()),
             },
-            _ = tick.tick() => queue.push_back(keepalive(&store)),
+            _ = keepalive.due() => queue.push_back(keepalive_event(&store)),
             m = incoming.next() => match m {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
@@ -664,7 +827,7 @@ mod tests {
     async fn the_write_timeout_drops_a_client_that_takes_nothing_but_not_one_that_was_merely_idle() {
         let store = Store::default();
         store.set_queues(vec![meta("q1"), meta("q2")]);
-        let hub = Arc::new(Hub::new(10, 256));
+        let hub = Arc::new(Hub::on(Lane::Ambient, 10, 256));
         let mut reader = hub.subscribe(&store, Filter::default(), None).unwrap();
         let stuck = hub.subscribe(&store, Filter::default(), None).unwrap();
         store.set_stale("q1", false);
@@ -681,11 +844,61 @@ mod tests {
         assert_eq!(hub.dropped_total(), 1);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_keepalive_goes_out_after_keepalive_of_silence_counted_from_the_last_message() {
+        let mut k = Keepalive::new();
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        k.sent();
+        k.due().await;
+        let at = t0.elapsed();
+        assert!(at >= Duration::from_secs(25) && at < Duration::from_millis(25_100), "{at:?}");
+        k.due().await;
+        let at = t0.elapsed();
+        assert!(at >= Duration::from_secs(40) && at < Duration::from_millis(40_100), "{at:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_sse_stream_gets_keepalives_and_shutdown_ends_it_with_a_reason() {
+        let store = Store::default();
+        store.set_queues(vec![meta("q1")]);
+        let hub = Arc::new(Hub::on(Lane::Ambient, 10, 16));
+        let mut sub = hub.subscribe(&store, Filter::default(), None).unwrap();
+        let shutdown = CancellationToken::new();
+        let st = SseState {
+            initial: sub.initial_events(store.live().max_age_ms()).into(),
+            sub,
+            store: store.clone(),
+            shutdown: Box::pin(shutdown.clone().cancelled_owned()),
+            keepalive: Keepalive::new(),
+            done: false,
+            _finished: CancellationToken::new().drop_guard(),
+        };
+        let text = |item: SseItem| {
+            let frame = item.unwrap().into_data().unwrap();
+            String::from_utf8(frame.to_vec()).unwrap()
+        };
+        let t0 = Instant::now();
+        let (first, st) = sse_next(st).await.unwrap();
+        assert!(text(first).starts_with("id: "), "the snapshot first");
+        let (second, st) = sse_next(st).await.unwrap();
+        assert!(text(second).starts_with("event: keepalive\n"), "then, on an idle stream, a keep-alive");
+        assert!(t0.elapsed() >= KEEPALIVE);
+        store.set_stale("q1", false);
+        let (third, st) = sse_next(st).await.unwrap();
+        assert!(text(third).contains("event: delta\n"));
+        shutdown.cancel();
+        let (last, st) = sse_next(st).await.unwrap();
+        let last = text(last);
+        assert!(last.starts_with("event: error\n") && last.contains("server shutting down"), "{last}");
+        assert!(sse_next(st).await.is_none(), "and the body ends");
+    }
+
     #[tokio::test]
     async fn a_full_queue_drops_the_client_with_a_reason() {
         let store = Store::default();
         store.set_queues(vec![meta("q1")]);
-        let hub = Arc::new(Hub::new(10, 4));
+        let hub = Arc::new(Hub::on(Lane::Ambient, 10, 4));
         let sub = hub.subscribe(&store, Filter::default(), None).unwrap();
         for i in 0..6 {
             store.set_stale("q1", i % 2 == 0);

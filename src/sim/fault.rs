@@ -51,6 +51,17 @@ pub enum Fault {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         seconds: Option<f64>,
     },
+    /// Observations-query answers naming this queue are computed when the request arrives but sent only at the
+    /// matching `release_answers`: a REST snapshot older than everything that happens while it is held (a read in
+    /// flight, e.g. one that waited behind a 429 while topic messages kept coming).
+    HoldAnswers {
+        queue_id: String,
+    },
+    /// Send the held answers naming `queue_id` (absent: all of them) and stop holding for it (absent: for all).
+    ReleaseAnswers {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queue_id: Option<String>,
+    },
     /// Send one text frame that is not valid JSON.
     MalformedFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,6 +147,8 @@ impl Fault {
             Fault::ErrorBurst { .. } => "error_burst",
             Fault::RateLimitStorm { .. } => "rate_limit_storm",
             Fault::Latency { .. } => "latency",
+            Fault::HoldAnswers { .. } => "hold_answers",
+            Fault::ReleaseAnswers { .. } => "release_answers",
             Fault::MalformedFrame { .. } => "malformed_frame",
             Fault::OversizedFrame { .. } => "oversized_frame",
             Fault::AddQueue { .. } => "add_queue",

@@ -182,6 +182,10 @@ struct State {
     /// (responses left, status)
     error_burst: Option<(u32, u16)>,
     latency: Option<(Duration, Option<Instant>)>,
+    /// Queues whose observations answers are held (`hold_answers`), and the answers held: the queues each names
+    /// and what sends it.
+    hold_queues: HashSet<String>,
+    held: Vec<(HashSet<String>, Arc<tokio::sync::Notify>)>,
     next_conn: u64,
     channel_seq: u64,
     fault_counts: BTreeMap<String, u64>,
@@ -304,6 +308,9 @@ pub struct SimStats {
     pub paused: bool,
     /// Fault kind → times applied.
     pub faults: BTreeMap<String, u64>,
+    /// Observations answers held by `hold_answers`, oldest first: the queues each names (sorted).
+    #[serde(default)]
+    pub answers_held: Vec<Vec<String>>,
 }
 
 /// One channel in `GET /sim/stats`.
@@ -373,7 +380,7 @@ impl Shared {
 
     fn stats(&self) -> SimStats {
         let c = &self.stats;
-        let (channels, faults, channel_list) = {
+        let (channels, faults, channel_list, answers_held) = {
             let st = self.st();
             let list = st
                 .channels
@@ -389,7 +396,16 @@ impl Shared {
                         .collect(),
                 })
                 .collect();
-            (st.channels.len() as u64, st.fault_counts.clone(), list)
+            let held = st
+                .held
+                .iter()
+                .map(|(qs, _)| {
+                    let mut v: Vec<String> = qs.iter().cloned().collect();
+                    v.sort();
+                    v
+                })
+                .collect();
+            (st.channels.len() as u64, st.fault_counts.clone(), list, held)
         };
         SimStats {
             requests: c.requests.load(Relaxed),
@@ -416,6 +432,7 @@ impl Shared {
             model_now_ms: self.model().now_ms(),
             paused: self.clock.is_paused(),
             faults,
+            answers_held,
         }
     }
 
@@ -538,6 +555,25 @@ impl Shared {
                 self.st().error_burst = (count > 0).then_some((count, status));
             }
             Fault::RateLimitStorm { seconds } => self.st().storm_until = Some(now + secs(seconds)),
+            Fault::HoldAnswers { queue_id } => {
+                self.st().hold_queues.insert(queue_id);
+            }
+            Fault::ReleaseAnswers { queue_id } => {
+                let mut st = self.st();
+                match &queue_id {
+                    Some(q) => st.hold_queues.remove(q),
+                    None => std::mem::take(&mut st.hold_queues).is_empty(),
+                };
+                let (go, keep) = std::mem::take(&mut st.held)
+                    .into_iter()
+                    .partition(|(qs, _)| queue_id.as_ref().is_none_or(|q| qs.contains(q)));
+                st.held = keep;
+                let go: Vec<(HashSet<String>, Arc<tokio::sync::Notify>)> = go;
+                detail = json!({ "released": go.len() });
+                for (_, n) in go {
+                    n.notify_one();
+                }
+            }
             Fault::Latency { ms, seconds } => {
                 self.st().latency = (ms > 0).then(|| (Duration::from_millis(ms), seconds.map(|s| now + secs(s))));
             }
@@ -859,7 +895,31 @@ async fn handle(sh: Arc<Shared>, mut req: Request<Incoming>) -> Result<Response<
         }
     };
     resp = finish(&sh, resp, &corr);
+    if let Some(Held(release)) = resp.extensions_mut().remove::<Held>() {
+        tokio::select! {
+            _ = release.notified() => {}
+            _ = sh.shutdown.cancelled() => {}
+        }
+    }
     Ok(resp)
+}
+
+/// Marks an answer computed now but sent only at its `release_answers`.
+#[derive(Clone)]
+struct Held(Arc<tokio::sync::Notify>);
+
+/// `hold_answers`: an answer naming a held queue waits (already computed) for its release.
+fn hold_if_asked(sh: &Shared, resp: &models::QueueObservationQueryResponse, out: &mut Response<Body>) {
+    let mut st = sh.st();
+    if st.hold_queues.is_empty() {
+        return;
+    }
+    let named: HashSet<String> = resp.results.iter().filter_map(|r| r.group.get("queueId").cloned()).collect();
+    if named.iter().any(|q| st.hold_queues.contains(q)) {
+        let release = Arc::new(tokio::sync::Notify::new());
+        st.held.push((named, release.clone()));
+        out.extensions_mut().insert(Held(release));
+    }
 }
 
 fn finish(sh: &Shared, mut resp: Response<Body>, corr: &str) -> Response<Body> {
@@ -1208,7 +1268,11 @@ fn endpoint(sh: &Shared, r: &Req, token: &str) -> Response<Body> {
                 }
                 let result = sh.model().observations_query(&q);
                 match result {
-                    Ok(resp) => json_response(StatusCode::OK, &resp),
+                    Ok(resp) => {
+                        let mut out = json_response(StatusCode::OK, &resp);
+                        hold_if_asked(sh, &resp, &mut out);
+                        out
+                    }
                     Err(e) => bad_request(&e.0, &r.corr),
                 }
             }

@@ -24,11 +24,73 @@ pub(crate) struct ObsKey {
 pub(crate) struct IntervalAggs {
     /// `[start, end)` in epoch ms.
     pub interval: (i64, i64),
-    /// By (Genesys metric name, qualifier).
-    pub values: BTreeMap<(String, Option<String>), AggregateStats>,
+    pub values: AggValues,
 }
 
-pub(crate) type ObsMap = BTreeMap<ObsKey, Option<f64>>;
+/// (Genesys metric name, qualifier).
+pub(crate) type AggKey = (String, Option<String>);
+
+/// An interval's aggregates by key.
+pub(crate) type AggValues = VecMap<AggKey, AggregateStats>;
+
+/// A small map kept as a `Vec` sorted by key. For the few dozen entries of a queue's observations or of an
+/// interval's aggregates, a `BTreeMap`'s nodes (eleven slots each, mostly empty) took about twice the entries' own
+/// bytes: several KB per queue, and again per version the live view keeps. Same iteration order (by key).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct VecMap<K, V>(Vec<(K, V)>);
+
+impl<K, V> Default for VecMap<K, V> {
+    fn default() -> Self {
+        VecMap(Vec::new())
+    }
+}
+
+impl<K: Ord, V> VecMap<K, V> {
+    pub fn get(&self, k: &K) -> Option<&V> {
+        self.0.binary_search_by(|(e, _)| e.cmp(k)).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn insert(&mut self, k: K, v: V) {
+        match self.0.binary_search_by(|(e, _)| e.cmp(&k)) {
+            Ok(i) => self.0[i].1 = v,
+            Err(i) => self.0.insert(i, (k, v)),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+
+    pub fn iter(&self) -> <&Self as IntoIterator>::IntoIter {
+        self.into_iter()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
+        self.0.iter_mut().map(|(k, v)| (&*k, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.0.iter().map(|(k, _)| k)
+    }
+}
+
+impl<'a, K, V> IntoIterator for &'a VecMap<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+pub(crate) type ObsMap = VecMap<ObsKey, Option<f64>>;
 
 /// The current intervals' aggregates, by media type.
 pub(crate) type IntervalMap = BTreeMap<String, IntervalAggs>;
@@ -45,7 +107,7 @@ pub(crate) struct QueueState {
     /// Counts, or start instants (epoch ms) for instant metrics (`None` = nobody).
     pub obs: Arc<ObsMap>,
     /// By media type.
-    pub intervals: Arc<BTreeMap<String, IntervalAggs>>,
+    pub intervals: Arc<BTreeMap<String, Arc<IntervalAggs>>>,
     /// Counters and histograms grown from the intervals, by media type. Unlike `intervals`, never withdrawn by
     /// an interval's end: they live as long as the queue is in the directory.
     pub totals: BTreeMap<String, MediaTotals>,
@@ -232,7 +294,7 @@ impl QueueState {
     ) -> bool {
         // Counters and histograms first, while the aggregates are borrowed: they keep their own marks, and
         // their own view of which interval is current (the same as `intervals` below, which they outlive).
-        let mut changed = match self.totals.get_mut(media) {
+        let changed = match self.totals.get_mut(media) {
             None => {
                 // First sight of this media type. An interval that started before the exporter watched the queue
                 // is the baseline (series appear at 0: no jump at restart); one that started later happened
@@ -254,30 +316,39 @@ impl QueueState {
         if changed {
             self.totals_text.remove(media);
         }
-        let intervals = Arc::make_mut(&mut self.intervals);
-        if !intervals.contains_key(media) {
-            intervals.insert(media.to_owned(), IntervalAggs { interval, values: BTreeMap::new() });
+        // Each media type's aggregates are shared on their own: the live view's documents keep old versions, and
+        // a message about one media type then copies that media type's values, not every media type's.
+        if !self.intervals.contains_key(media) {
+            let fresh = Arc::new(IntervalAggs { interval, values: AggValues::default() });
+            Arc::make_mut(&mut self.intervals).insert(media.to_owned(), fresh);
         }
-        let Some(entry) = intervals.get_mut(media) else { return changed };
-        if interval.0 < entry.interval.0 {
+        let Some(cur) = self.intervals.get(media) else { return changed };
+        if interval.0 < cur.interval.0 {
             // A late message about an interval already superseded.
             outcome.old_interval = true;
             return changed;
         }
-        if interval != entry.interval {
-            // A newer interval replaces the old one's values wholesale.
+        // A newer interval replaces the old one's values wholesale.
+        let newer = interval != cur.interval;
+        let updates: Vec<(AggKey, AggregateStats)> = aggregates
+            .into_iter()
+            .map(|a| ((a.metric, a.qualifier), a.stats))
+            .filter(|(k, stats)| newer || cur.values.get(k) != Some(stats))
+            .collect();
+        if !newer && updates.is_empty() {
+            return changed;
+        }
+        let Some(slot) = Arc::make_mut(&mut self.intervals).get_mut(media) else { return changed };
+        let entry = Arc::make_mut(slot);
+        if newer {
             entry.interval = interval;
             entry.values.clear();
-            changed = true;
         }
-        for a in aggregates {
-            let k = (a.metric, a.qualifier);
-            if entry.values.get(&k) != Some(&a.stats) {
-                entry.values.insert(k, a.stats);
-                changed = true;
-            }
+        for (k, v) in updates {
+            entry.values.insert(k, v);
         }
-        changed
+        entry.values.shrink_to_fit();
+        true
     }
 
     /// The presence ids this queue's values mention.

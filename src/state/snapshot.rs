@@ -18,8 +18,25 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, OnceLock, RwLock};
 use tokio::sync::Notify;
 
-/// Changes kept for `?since=` readers and `Last-Event-ID` resume; an older position gets a full snapshot.
+/// Changes kept at most for `?since=` readers and `Last-Event-ID` resume; an older position gets a full snapshot.
 pub const LOG_CAPACITY: usize = 16 * 1024;
+
+/// What the log may pin, estimated ([`weight_of`]): the old versions it keeps are whole documents with their maps
+/// and, once read, their JSON trees, kilobytes each (tens with every media type's aggregates). Bounded by count
+/// alone the log held 16,384 of them, hundreds of MB; by bytes it is bounded at any queue count and rate.
+pub const LOG_BYTES: usize = 24 << 20;
+
+/// Estimated heap bytes per element, measured with a counting allocator (`cargo bench --bench rss`'s
+/// breakdown): an observation's entry, an aggregate's entry (key strings included), and their
+/// members in the lazily built JSON document (a presence entry or an aggregate is an object of its own there,
+/// one B-tree node each).
+mod weight {
+    pub const DOC: usize = 1024;
+    pub const OBS: usize = 64;
+    pub const AGG: usize = 208;
+    pub const OBS_JSON: usize = 400;
+    pub const AGG_JSON: usize = 960;
+}
 
 /// One queue's document as of its last publish.
 #[derive(Debug)]
@@ -43,7 +60,7 @@ struct DocSource {
     last_update_ms: Option<i64>,
     added_ms: i64,
     obs: Arc<ObsMap>,
-    intervals: Arc<BTreeMap<String, IntervalAggs>>,
+    intervals: Arc<BTreeMap<String, Arc<IntervalAggs>>>,
     presence: Arc<PresenceTable>,
 }
 
@@ -108,9 +125,43 @@ pub enum Since {
 struct LiveState {
     version: u64,
     docs: BTreeMap<Arc<str>, Arc<QueueDoc>>,
-    log: VecDeque<Change>,
+    log: VecDeque<Logged>,
     /// Every change with a version above this is in `log`.
     log_from: u64,
+    /// Sum of the logged changes' weights.
+    log_bytes: usize,
+}
+
+#[derive(Debug)]
+struct Logged {
+    change: Change,
+    /// What the change makes the log pin (see [`weight_of`]).
+    weight: usize,
+}
+
+/// The heap bytes a change makes the log pin, estimated: the maps its new version copied (shared ones are counted
+/// once, by the version that made them) and, once a version is replaced and only the log still holds it, its
+/// JSON tree if a reader built it (a stream client builds every one; without readers none is).
+fn weight_of(new: Option<&QueueDoc>, old: Option<&QueueDoc>) -> usize {
+    let mut w = weight::DOC;
+    if let Some(o) = old.filter(|o| o.doc.get().is_some()) {
+        w += o.src.obs.len() * weight::OBS_JSON + aggregates(&o.src) * weight::AGG_JSON;
+    }
+    let Some(n) = new else { return w };
+    let o = old.map(|o| &o.src);
+    if !o.is_some_and(|o| Arc::ptr_eq(&o.obs, &n.src.obs)) {
+        w += n.src.obs.len() * weight::OBS;
+    }
+    for (m, a) in n.src.intervals.iter() {
+        if !o.and_then(|o| o.intervals.get(m)).is_some_and(|oa| Arc::ptr_eq(oa, a)) {
+            w += a.values.len() * weight::AGG;
+        }
+    }
+    w
+}
+
+fn aggregates(src: &DocSource) -> usize {
+    src.intervals.values().map(|a| a.values.len()).sum()
 }
 
 /// The live documents and change log (one per store).
@@ -151,6 +202,12 @@ impl Live {
         self.notify.notified().await
     }
 
+    /// Changes in the log and their estimated weight in bytes (see [`LOG_BYTES`]).
+    pub fn log_size(&self) -> (usize, usize) {
+        let s = self.read();
+        (s.log.len(), s.log_bytes)
+    }
+
     /// Every queue, ordered by id, and the version they are current at.
     pub fn docs(&self) -> (u64, Vec<Arc<QueueDoc>>) {
         let s = self.read();
@@ -163,7 +220,8 @@ impl Live {
         if since < s.log_from {
             return (s.version, Since::Full(s.docs.values().cloned().collect()));
         }
-        let ids: BTreeSet<&Arc<str>> = s.log.iter().rev().take_while(|c| c.version > since).map(|c| &c.id).collect();
+        let ids: BTreeSet<&Arc<str>> =
+            s.log.iter().rev().take_while(|l| l.change.version > since).map(|l| &l.change.id).collect();
         let mut queues = Vec::new();
         let mut removed = Vec::new();
         for id in ids {
@@ -181,8 +239,8 @@ impl Live {
         if since < s.log_from {
             return None;
         }
-        let n = s.log.iter().rev().take_while(|c| c.version > since).count();
-        Some((s.version, s.log.iter().skip(s.log.len() - n).cloned().collect()))
+        let n = s.log.iter().rev().take_while(|l| l.change.version > since).count();
+        Some((s.version, s.log.iter().skip(s.log.len() - n).map(|l| l.change.clone()).collect()))
     }
 
     fn record(&self, change: Change, doc: Option<Arc<QueueDoc>>) -> Option<Arc<QueueDoc>> {
@@ -192,10 +250,14 @@ impl Live {
             None => s.docs.remove(&change.id),
         };
         s.version = s.version.max(change.version);
-        s.log.push_back(Change { old: old.clone(), ..change });
-        while s.log.len() > LOG_CAPACITY {
-            if let Some(c) = s.log.pop_front() {
-                s.log_from = c.version;
+        let weight = weight_of(change.new.as_deref(), old.as_deref());
+        s.log.push_back(Logged { change: Change { old: old.clone(), ..change }, weight });
+        s.log_bytes += weight;
+        // The newest change always stays, so a reader that keeps up never falls off the log.
+        while s.log.len() > 1 && (s.log.len() > LOG_CAPACITY || s.log_bytes > LOG_BYTES) {
+            if let Some(l) = s.log.pop_front() {
+                s.log_from = l.change.version;
+                s.log_bytes -= l.weight;
             }
         }
         drop(s);
@@ -334,7 +396,7 @@ fn document(q: &DocSource, version: u64) -> Value {
         iv.insert("start_ms".into(), Value::from(aggs.interval.0));
         iv.insert("end_ms".into(), Value::from(aggs.interval.1));
         let mut values = Map::new();
-        for ((metric, qual), s) in &aggs.values {
+        for ((metric, qual), s) in aggs.values.iter() {
             let key = match qual {
                 Some(q) => format!("{metric}:{q}"),
                 None => metric.clone(),
@@ -412,5 +474,80 @@ pub fn apply_merge_patch(target: &mut Value, patch: &Value) {
         } else {
             apply_merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Aggregate, AggregateStats, GroupUpdate, QueueMeta, QueueUpdate};
+
+    fn heavy_update(k: usize) -> QueueUpdate {
+        let aggregates = (0..40)
+            .map(|m| Aggregate {
+                metric: format!("tMetric{m}"),
+                qualifier: None,
+                stats: AggregateStats { count: Some(k as f64), sum: Some(1.0), ..AggregateStats::default() },
+            })
+            .collect();
+        let group = |media: &str| GroupUpdate {
+            media_type: Some(media.to_owned()),
+            observations: vec![],
+            interval: Some((0, i64::MAX)),
+            aggregates,
+        };
+        QueueUpdate {
+            queue_id: "q1".into(),
+            source: Source::Stream,
+            event_ms: None,
+            complete: false,
+            groups: vec![group("voice")],
+        }
+    }
+
+    #[test]
+    fn the_log_is_bounded_by_the_bytes_it_pins_and_resumes_or_falls_back() {
+        let store = Store::default();
+        let meta = QueueMeta { id: "q1".into(), name: "Q".into(), division_id: "d".into(), division: "D".into() };
+        store.set_queues(vec![meta]);
+        let live = store.live();
+        let start = live.version();
+        let mut recent = start;
+        for k in 0..LOG_CAPACITY {
+            if k == LOG_CAPACITY - 10 {
+                recent = live.version();
+            }
+            store.apply_at(heavy_update(k + 1), 0);
+        }
+        let (kept, bytes) = live.log_size();
+        assert!(bytes <= LOG_BYTES, "{bytes} bytes estimated");
+        assert!(kept < LOG_CAPACITY / 2, "heavy versions shorten the log: {kept} kept");
+        // Each version copied its 40 aggregates: the estimate counts them, not just a pointer.
+        assert!(bytes / kept >= 40 * weight::AGG, "{} bytes per change", bytes / kept);
+        // A reader within the log gets what changed; one older than it gets everything.
+        let (_, changes) = live.changes_since(recent).expect("recent position still in the log");
+        assert_eq!(changes.len(), 10);
+        assert!(changes.iter().all(|c| c.old.is_some() && c.new.is_some()));
+        assert!(matches!(live.since(recent), (_, Since::Changed { queues, .. }) if queues.len() == 1));
+        assert!(live.changes_since(start).is_none());
+        assert!(matches!(live.since(start), (_, Since::Full(docs)) if docs.len() == 1));
+    }
+
+    #[test]
+    fn a_version_that_shares_its_maps_weighs_only_its_document() {
+        let store = Store::default();
+        let meta = QueueMeta { id: "q1".into(), name: "Q".into(), division_id: "d".into(), division: "D".into() };
+        store.set_queues(vec![meta]);
+        store.apply_at(heavy_update(1), 0);
+        let (n0, b0) = store.live().log_size();
+        // Only the source changes: obs and aggregates stay shared with the previous version, which nobody read.
+        store.set_source("q1", Source::Poll);
+        let (n1, b1) = store.live().log_size();
+        assert_eq!((n1, b1 - b0), (n0 + 1, weight::DOC), "shared maps are not counted again");
+        // Once a reader built the current document, replacing it leaves its JSON tree to the log.
+        let _ = store.live().docs().1[0].doc();
+        store.set_stale("q1", false);
+        let (_, b2) = store.live().log_size();
+        assert_eq!(b2 - b1, weight::DOC + 40 * weight::AGG_JSON);
     }
 }

@@ -10,6 +10,9 @@
 //! push is dropped (counted in `genesys_otlp_export_failures_total`), so memory stays bounded and the newest state
 //! wins. Failed sends retry with jittered backoff, oldest first, so a recovered backend sees points in order. The
 //! collector and scrapes never wait on any of it.
+//!
+//! Shutdown pushes the state of that moment once more (bounded by [`FINAL_PUSH_TIMEOUT`]), so a backend sees the
+//! counters up to the end rather than up to the last tick; older pending pushes are not retried then.
 
 pub mod convert;
 mod send;
@@ -51,6 +54,10 @@ pub struct OtlpOptions {
 
 /// Pushes kept by default: a minute of history at the default 15 s interval.
 pub const DEFAULT_MAX_PENDING: usize = 4;
+
+/// The final push on shutdown waits at most this long (or `otlp.timeout`, if shorter): SIGTERM must still end the
+/// process within seconds when the backend is down.
+pub const FINAL_PUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Whatever the count, pending pushes beyond this many bytes are dropped (the newest is always kept). A push is
 /// about as large as the `/metrics` body: ~6 KB per queue, so 10,000 queues make ~60 MB pushes and keep one.
@@ -146,7 +153,17 @@ pub async fn run(
     };
     tracing::info!(endpoint = %opts.endpoint, protocol = opts.protocol.as_str(), interval = ?opts.interval, "pushing metrics over OTLP");
     let pending = Arc::new(Pending { queue: Mutex::new(VecDeque::new()), ready: Notify::new() });
-    let send_task = tokio::spawn(send_loop(sender, pending.clone(), metrics.clone(), opts.interval, shutdown.clone()));
+    // The sender stops when the ticker has queued the final push, not at the shutdown signal itself.
+    let closing = CancellationToken::new();
+    let final_timeout = FINAL_PUSH_TIMEOUT.min(opts.timeout);
+    let send_task = tokio::spawn(send_loop(
+        sender,
+        pending.clone(),
+        metrics.clone(),
+        opts.interval,
+        closing.clone(),
+        final_timeout,
+    ));
     let started = unix_nanos(SystemTime::now());
     let resource = Arc::new(resource_of(&opts.resource));
     let mut tick = tokio::time::interval(opts.interval);
@@ -154,38 +171,50 @@ pub async fn run(
     let drops = LogLimiter::new(Duration::from_secs(300));
     let mut seq = 0u64;
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tick.tick() => {}
-        }
+        let last = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = tick.tick() => false,
+        };
         let (store, registry, resource) = (store.clone(), registry.clone(), resource.clone());
         // Rendering and converting a large org takes milliseconds to a few hundred: off the async workers.
         let built = tokio::task::spawn_blocking(move || build(&store, &registry, &resource, started)).await;
-        let Ok(Some(body)) = built else {
-            metrics.otlp_export_failures_total.inc();
-            continue;
-        };
-        seq += 1;
-        let len = {
-            let mut q = pending.lock();
-            q.push_back((seq, body));
-            let bytes = |q: &VecDeque<(u64, Bytes)>| q.iter().map(|(_, b)| b.len()).sum::<usize>();
-            while q.len() > opts.max_pending.max(1) || (q.len() > 1 && bytes(&q) > MAX_PENDING_BYTES) {
-                q.pop_front();
-                metrics.otlp_export_failures_total.inc();
-                if drops.allow("dropped") {
-                    tracing::warn!(
-                        max_pending = opts.max_pending,
-                        "OTLP backend is not keeping up: dropped the oldest pending push"
-                    );
-                }
+        match built {
+            Ok(Some(body)) => {
+                seq += 1;
+                let len = enqueue(&pending, (seq, body), opts.max_pending, &metrics, &drops);
+                metrics.otlp_pending_exports.set(len as i64);
+                pending.ready.notify_one();
             }
-            q.len()
-        };
-        metrics.otlp_pending_exports.set(len as i64);
-        pending.ready.notify_one();
+            _ => metrics.otlp_export_failures_total.inc(),
+        }
+        if last {
+            break;
+        }
     }
+    closing.cancel();
     let _ = send_task.await;
+}
+
+/// Queue a built push, dropping the oldest beyond `max_pending` pushes or [`MAX_PENDING_BYTES`] (the newest is
+/// always kept). Returns the queue's length.
+fn enqueue(
+    pending: &Pending,
+    item: (u64, Bytes),
+    max_pending: usize,
+    metrics: &SelfMetrics,
+    drops: &LogLimiter,
+) -> usize {
+    let mut q = pending.lock();
+    q.push_back(item);
+    let bytes = |q: &VecDeque<(u64, Bytes)>| q.iter().map(|(_, b)| b.len()).sum::<usize>();
+    while q.len() > max_pending.max(1) || (q.len() > 1 && bytes(&q) > MAX_PENDING_BYTES) {
+        q.pop_front();
+        metrics.otlp_export_failures_total.inc();
+        if drops.allow("dropped") {
+            tracing::warn!(max_pending, "OTLP backend is not keeping up: dropped the oldest pending push");
+        }
+    }
+    q.len()
 }
 
 /// The `/metrics` body as of now, as an encoded `ExportMetricsServiceRequest`.
@@ -241,7 +270,8 @@ async fn send_loop(
     pending: Arc<Pending>,
     metrics: Arc<SelfMetrics>,
     interval: Duration,
-    shutdown: CancellationToken,
+    closing: CancellationToken,
+    final_timeout: Duration,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(500), interval.max(Duration::from_secs(1)) * 4);
     let failures = LogLimiter::new(Duration::from_secs(60));
@@ -249,12 +279,12 @@ async fn send_loop(
         let front = pending.lock().front().cloned();
         let Some((seq, body)) = front else {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = closing.cancelled() => break,
                 _ = pending.ready.notified() => continue,
             }
         };
         let outcome = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = closing.cancelled() => break,
             r = sender.send(body) => r,
         };
         let done = match &outcome {
@@ -281,8 +311,26 @@ async fn send_loop(
                 q.pop_front();
             }
             metrics.otlp_pending_exports.set(q.len() as i64);
-        } else if !backoff.sleep(&shutdown).await {
-            return;
+        } else if !backoff.sleep(&closing).await {
+            break;
+        }
+    }
+    // Closing: only the newest push (the state at shutdown) is worth the wait.
+    let newest = pending.lock().back().cloned();
+    if let Some((seq, body)) = newest {
+        match tokio::time::timeout(final_timeout, sender.send(body)).await {
+            Ok(Ok(())) => {
+                metrics.otlp_exports_total.inc();
+                tracing::debug!(seq, "final OTLP push accepted");
+            }
+            Ok(Err(e)) => {
+                metrics.otlp_export_failures_total.inc();
+                tracing::warn!(err = %e, "final OTLP push at shutdown failed");
+            }
+            Err(_) => {
+                metrics.otlp_export_failures_total.inc();
+                tracing::warn!(timeout = ?final_timeout, "final OTLP push at shutdown timed out");
+            }
         }
     }
 }

@@ -80,6 +80,16 @@ impl<K: Ord, V> VecMap<K, V> {
     pub fn keys(&self) -> impl Iterator<Item = &K> {
         self.0.iter().map(|(k, _)| k)
     }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    /// The entries from the first key not less than `from`, in key order.
+    pub fn iter_from(&self, from: &K) -> std::slice::Iter<'_, (K, V)> {
+        let start = self.0.partition_point(|(e, _)| e < from);
+        self.0[start..].iter()
+    }
 }
 
 impl<'a, K, V> IntoIterator for &'a VecMap<K, V> {
@@ -93,7 +103,7 @@ impl<'a, K, V> IntoIterator for &'a VecMap<K, V> {
 pub(crate) type ObsMap = VecMap<ObsKey, Option<f64>>;
 
 /// The current intervals' aggregates, by media type.
-pub(crate) type IntervalMap = BTreeMap<String, IntervalAggs>;
+pub(crate) type IntervalMap = BTreeMap<String, Arc<IntervalAggs>>;
 
 /// The sort key of the published map: queues come out ordered by name, then id.
 pub(crate) type SortKey = (Arc<str>, Arc<str>);
@@ -107,7 +117,7 @@ pub(crate) struct QueueState {
     /// Counts, or start instants (epoch ms) for instant metrics (`None` = nobody).
     pub obs: Arc<ObsMap>,
     /// By media type.
-    pub intervals: Arc<BTreeMap<String, Arc<IntervalAggs>>>,
+    pub intervals: Arc<IntervalMap>,
     /// Counters and histograms grown from the intervals, by media type. Unlike `intervals`, never withdrawn by
     /// an interval's end: they live as long as the queue is in the directory.
     pub totals: BTreeMap<String, MediaTotals>,

@@ -1,9 +1,14 @@
 //! `/status`: the server-rendered table without JavaScript, and a real headless Chromium (DevTools protocol) that
-//! sees a live change without reload, greys a stale queue, and saves target/status-page.png.
+//! sees a live change without reload, greys a stale queue, and saves target/status-page.png; then the same browser
+//! on the `demo` binary (simulator + exporter): a simulated arrival shows up in the DOM, a stalled socket greys
+//! the tiles (target/status-page-demo.png).
 
 #[path = "support/live.rs"]
 #[allow(dead_code)]
 mod live;
+#[path = "support/promstack.rs"]
+#[allow(dead_code)]
+mod promstack;
 
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
@@ -271,4 +276,92 @@ async fn a_real_browser_sees_live_changes_and_grey_stale_tiles() {
     println!("screenshot: {}", out.display());
     drop(cdp);
     drop(browser);
+}
+
+/// Every media type's waiting count of one queue in the simulator's ground truth (what a tile's figure sums).
+fn truth_waiting(truth: &Value, id: &str) -> Option<u64> {
+    let q = truth["queues"].as_array()?.iter().find(|q| q["id"] == id)?;
+    Some(q["media"].as_object()?.values().filter_map(|m| m["waiting"].as_u64()).sum())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_page_follows_the_simulator_and_greys_stalled_queues() {
+    let exe = chromium();
+    genesys_cloud_exporter::genesys::client::install_crypto_provider();
+    let dir = promstack::TempDir::new("status-demo");
+    let (port, sim_port) = (promstack::free_port(), promstack::free_port());
+    // A stall is noticed in seconds instead of the default 45 s.
+    let cfg = dir.write(
+        "demo.yaml",
+        "freshness:\n  heartbeat_timeout: 3s\n  poll_interval: 2s\nnotifications:\n  ping_interval: 1s\n",
+    );
+    let demo = promstack::Proc::spawn(
+        Command::new(env!("CARGO_BIN_EXE_genesys-cloud-exporter"))
+            .args(["demo", "--queues", "4", "--seed", "7", "--agents-per-queue", "0"])
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg(format!("--sim.listen-address=127.0.0.1:{sim_port}"))
+            .arg(format!("--config.file={}", cfg.display())),
+        dir.0.join("demo.log"),
+    );
+    let http = reqwest::Client::new();
+    let sim = format!("http://127.0.0.1:{sim_port}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !matches!(http.get(format!("http://127.0.0.1:{port}/readyz")).send().await, Ok(r) if r.status().is_success())
+    {
+        assert!(tokio::time::Instant::now() < deadline, "demo never became ready:\n{}", demo.log_tail());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let fault = |f: Value| {
+        let (http, sim) = (http.clone(), sim.clone());
+        async move {
+            let r = http.post(format!("{sim}/sim/faults")).json(&f).send().await.expect("POST /sim/faults");
+            assert!(r.status().is_success(), "fault {f} refused: {}", r.status());
+        }
+    };
+    let truth = || {
+        let (http, sim) = (http.clone(), sim.clone());
+        async move { http.get(format!("{sim}/sim/truth")).send().await.expect("truth").json::<Value>().await.expect("JSON") }
+    };
+    // No random arrivals, and no agents to answer: the only change is the one made below.
+    fault(json!({"kind": "set_arrivals", "per_hour": 0})).await;
+    let t = truth().await;
+    let target = t["queues"][0]["id"].as_str().expect("a queue").to_owned();
+
+    let browser = Browser::start(&exe, &format!("http://127.0.0.1:{port}/status"));
+    let mut cdp = browser.page().await;
+    cdp.until("document.querySelectorAll('.tile').length", json!(4), "a tile per simulated queue").await;
+    cdp.until("document.getElementById('conn').className", json!("stream"), "the page is on the stream").await;
+    cdp.until("document.querySelectorAll('.tile.stale').length", json!(0), "every queue fresh while streaming").await;
+    let waiting = format!("(document.querySelector('.tile[data-queue-id=\"{target}\"] .waiting')||{{}}).textContent");
+    let before = cdp.eval(&waiting).await;
+    let origin = cdp.eval("performance.timeOrigin").await;
+
+    // Three callers arrive in the simulator: the tile shows the simulator's count, without a reload.
+    fault(json!({"kind": "arrive", "queue_id": target, "media_type": "voice", "count": 3})).await;
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        let (dom, want) = (cdp.eval(&waiting).await, truth_waiting(&truth().await, &target));
+        if dom != before && want.map(|w| Value::from(w.to_string())) == Some(dom.clone()) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "tile {target}: DOM {dom} (was {before}), truth {want:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(cdp.eval("performance.timeOrigin").await, origin, "no reload");
+
+    // The sockets go silent: past the heartbeat timeout every queue is polled, and its tile turns grey with its age.
+    fault(json!({"kind": "stall_sockets", "seconds": 30})).await;
+    cdp.until("document.querySelectorAll('.tile.stale').length", json!(4), "every tile grey after the stall").await;
+    let foot =
+        cdp.eval(&format!("document.querySelector('.tile[data-queue-id=\"{target}\"] .foot').textContent")).await;
+    assert!(foot.as_str().is_some_and(|f| f.starts_with("stale · data age")), "stale footer: {foot}");
+    let grey = cdp.eval("getComputedStyle(document.querySelector('.tile.stale')).filter").await;
+    assert_eq!(grey, json!("grayscale(1)"));
+
+    let shot = cdp.call("Page.captureScreenshot", json!({"format": "png"})).await;
+    let png = base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().unwrap()).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/status-page-demo.png");
+    std::fs::write(&out, png).unwrap();
+    println!("screenshot: {}", out.display());
 }

@@ -3,6 +3,8 @@
 //! on the `demo` binary (simulator + exporter): a simulated arrival shows up in the DOM, a stalled socket greys
 //! the tiles (target/status-page-demo.png).
 
+#[path = "support/demo.rs"]
+mod demo;
 #[path = "support/live.rs"]
 #[allow(dead_code)]
 mod live;
@@ -204,6 +206,16 @@ impl Cdp {
         r["result"]["value"].clone()
     }
 
+    /// Save the page as `target/<name>` (a test artifact).
+    async fn screenshot(&mut self, name: &str) {
+        let shot = self.call("Page.captureScreenshot", json!({"format": "png"})).await;
+        let png = base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().unwrap()).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+        let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join(name);
+        std::fs::write(&out, png).unwrap();
+        println!("screenshot: {}", out.display());
+    }
+
     /// Poll `expr` until it returns `want`.
     async fn until(&mut self, expr: &str, want: Value, what: &str) {
         let mut last = Value::Null;
@@ -268,12 +280,7 @@ async fn a_real_browser_sees_live_changes_and_grey_stale_tiles() {
     let px = cdp.eval("parseFloat(getComputedStyle(document.querySelector('.tile .waiting')).fontSize)").await;
     assert!(px.as_f64().unwrap() >= 60.0, "waiting figure is {px} px tall at 1920×1080");
 
-    let shot = cdp.call("Page.captureScreenshot", json!({"format": "png"})).await;
-    let png = base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().unwrap()).unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/status-page.png");
-    std::fs::write(&out, png).unwrap();
-    println!("screenshot: {}", out.display());
+    cdp.screenshot("status-page.png").await;
     drop(cdp);
     drop(browser);
 }
@@ -289,45 +296,15 @@ async fn the_demo_page_follows_the_simulator_and_greys_stalled_queues() {
     let exe = chromium();
     genesys_cloud_exporter::genesys::client::install_crypto_provider();
     let dir = promstack::TempDir::new("status-demo");
-    let (port, sim_port) = (promstack::free_port(), promstack::free_port());
-    // A stall is noticed in seconds instead of the default 45 s.
-    let cfg = dir.write(
-        "demo.yaml",
-        "freshness:\n  heartbeat_timeout: 3s\n  poll_interval: 2s\nnotifications:\n  ping_interval: 1s\n",
-    );
-    let demo = promstack::Proc::spawn(
-        Command::new(env!("CARGO_BIN_EXE_genesys-cloud-exporter"))
-            .args(["demo", "--queues", "4", "--seed", "7", "--agents-per-queue", "0"])
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!("--sim.listen-address=127.0.0.1:{sim_port}"))
-            .arg(format!("--config.file={}", cfg.display())),
-        dir.0.join("demo.log"),
-    );
-    let http = reqwest::Client::new();
-    let sim = format!("http://127.0.0.1:{sim_port}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !matches!(http.get(format!("http://127.0.0.1:{port}/readyz")).send().await, Ok(r) if r.status().is_success())
-    {
-        assert!(tokio::time::Instant::now() < deadline, "demo never became ready:\n{}", demo.log_tail());
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let fault = |f: Value| {
-        let (http, sim) = (http.clone(), sim.clone());
-        async move {
-            let r = http.post(format!("{sim}/sim/faults")).json(&f).send().await.expect("POST /sim/faults");
-            assert!(r.status().is_success(), "fault {f} refused: {}", r.status());
-        }
-    };
-    let truth = || {
-        let (http, sim) = (http.clone(), sim.clone());
-        async move { http.get(format!("{sim}/sim/truth")).send().await.expect("truth").json::<Value>().await.expect("JSON") }
-    };
+    let demo =
+        demo::Demo::start(&dir, &["--queues", "4", "--seed", "7", "--agents-per-queue", "0"], &demo::fast_config(3))
+            .await;
     // No random arrivals, and no agents to answer: the only change is the one made below.
-    fault(json!({"kind": "set_arrivals", "per_hour": 0})).await;
-    let t = truth().await;
+    demo.fault(json!({"kind": "set_arrivals", "per_hour": 0})).await;
+    let t = demo.truth().await;
     let target = t["queues"][0]["id"].as_str().expect("a queue").to_owned();
 
-    let browser = Browser::start(&exe, &format!("http://127.0.0.1:{port}/status"));
+    let browser = Browser::start(&exe, &format!("http://{}/status", demo.exporter));
     let mut cdp = browser.page().await;
     cdp.until("document.querySelectorAll('.tile').length", json!(4), "a tile per simulated queue").await;
     cdp.until("document.getElementById('conn').className", json!("stream"), "the page is on the stream").await;
@@ -337,10 +314,10 @@ async fn the_demo_page_follows_the_simulator_and_greys_stalled_queues() {
     let origin = cdp.eval("performance.timeOrigin").await;
 
     // Three callers arrive in the simulator: the tile shows the simulator's count, without a reload.
-    fault(json!({"kind": "arrive", "queue_id": target, "media_type": "voice", "count": 3})).await;
+    demo.fault(json!({"kind": "arrive", "queue_id": target, "media_type": "voice", "count": 3})).await;
     let deadline = tokio::time::Instant::now() + STEP;
     loop {
-        let (dom, want) = (cdp.eval(&waiting).await, truth_waiting(&truth().await, &target));
+        let (dom, want) = (cdp.eval(&waiting).await, truth_waiting(&demo.truth().await, &target));
         if dom != before && want.map(|w| Value::from(w.to_string())) == Some(dom.clone()) {
             break;
         }
@@ -350,7 +327,7 @@ async fn the_demo_page_follows_the_simulator_and_greys_stalled_queues() {
     assert_eq!(cdp.eval("performance.timeOrigin").await, origin, "no reload");
 
     // The sockets go silent: past the heartbeat timeout every queue is polled, and its tile turns grey with its age.
-    fault(json!({"kind": "stall_sockets", "seconds": 30})).await;
+    demo.fault(json!({"kind": "stall_sockets", "seconds": 30})).await;
     cdp.until("document.querySelectorAll('.tile.stale').length", json!(4), "every tile grey after the stall").await;
     let foot =
         cdp.eval(&format!("document.querySelector('.tile[data-queue-id=\"{target}\"] .foot').textContent")).await;
@@ -358,10 +335,5 @@ async fn the_demo_page_follows_the_simulator_and_greys_stalled_queues() {
     let grey = cdp.eval("getComputedStyle(document.querySelector('.tile.stale')).filter").await;
     assert_eq!(grey, json!("grayscale(1)"));
 
-    let shot = cdp.call("Page.captureScreenshot", json!({"format": "png"})).await;
-    let png = base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().unwrap()).unwrap();
-    assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/status-page-demo.png");
-    std::fs::write(&out, png).unwrap();
-    println!("screenshot: {}", out.display());
+    cdp.screenshot("status-page-demo.png").await;
 }

@@ -10,64 +10,12 @@ mod support;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
-use support::promstack::{self, Alertmanager, Proc, Prometheus, TempDir, Webhook};
+use support::demo::{self, Demo};
+use support::promstack::{self, Alertmanager, Prometheus, TempDir, Webhook};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-struct Demo {
-    _proc: Proc,
-    exporter: String,
-    sim: String,
-    http: reqwest::Client,
-}
-
-impl Demo {
-    async fn start(dir: &TempDir) -> Demo {
-        let (port, sim_port) = (promstack::free_port(), promstack::free_port());
-        // Test timings: a stall is noticed in seconds, not the default 45 s.
-        let cfg = dir.write(
-            "demo.yaml",
-            "freshness:\n  heartbeat_timeout: 5s\n  poll_interval: 2s\nnotifications:\n  ping_interval: 1s\n",
-        );
-        let proc = Proc::spawn(
-            Command::new(env!("CARGO_BIN_EXE_genesys-cloud-exporter"))
-                .args(["demo", "--queues", "12", "--seed", "3"])
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg(format!("--sim.listen-address=127.0.0.1:{sim_port}"))
-                .arg(format!("--config.file={}", cfg.display())),
-            dir.0.join("demo.log"),
-        );
-        let d = Demo {
-            _proc: proc,
-            exporter: format!("127.0.0.1:{port}"),
-            sim: format!("http://127.0.0.1:{sim_port}"),
-            http: reqwest::Client::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = d.http.get(format!("http://{}/readyz", d.exporter)).send().await {
-                if r.status().is_success() {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "demo never became ready:\n{}", d._proc.log_tail());
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        d
-    }
-
-    async fn fault(&self, f: Value) {
-        let r = self.http.post(format!("{}/sim/faults", self.sim)).json(&f).send().await.expect("POST /sim/faults");
-        assert!(r.status().is_success(), "fault {f} refused: {}", r.status());
-    }
-
-    async fn truth(&self) -> Value {
-        self.http.get(format!("{}/sim/truth", self.sim)).send().await.expect("truth").json().await.expect("truth JSON")
-    }
 }
 
 fn dashboards() -> Vec<PathBuf> {
@@ -95,7 +43,7 @@ async fn dashboards_and_alerts_work_on_real_prometheus_and_alertmanager() {
     };
     genesys_cloud_exporter::genesys::client::install_crypto_provider();
     let dir = TempDir::new("wallboard");
-    let demo = Demo::start(&dir).await;
+    let demo = Demo::start(&dir, &["--queues", "12", "--seed", "3"], &demo::fast_config(5)).await;
     let hook = Webhook::start().await;
     let am = Alertmanager::start(&dir, &hook).await;
 

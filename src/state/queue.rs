@@ -86,9 +86,9 @@ impl<K: Ord, V> VecMap<K, V> {
     }
 
     /// The entries from the first key not less than `from`, in key order.
-    pub fn iter_from(&self, from: &K) -> std::slice::Iter<'_, (K, V)> {
+    pub fn iter_from(&self, from: &K) -> impl Iterator<Item = (&K, &V)> {
         let start = self.0.partition_point(|(e, _)| e < from);
-        self.0[start..].iter()
+        self.0[start..].iter().map(|(k, v)| (k, v))
     }
 }
 

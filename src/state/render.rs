@@ -460,9 +460,7 @@ fn build(
 
 /// The observations of metric `m`, in key order.
 fn obs_of(obs: &ObsMap, m: ObsMetric) -> impl Iterator<Item = (&ObsKey, &Option<f64>)> {
-    obs.iter_from(&ObsKey { metric: m, media: None, qualifier: None })
-        .map(|(k, v)| (k, v))
-        .take_while(move |(k, _)| k.metric == m)
+    obs.iter_from(&ObsKey { metric: m, media: None, qualifier: None }).take_while(move |(k, _)| k.metric == m)
 }
 
 /// Format one family's lines (or heads) of `q`.

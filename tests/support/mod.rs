@@ -4,6 +4,7 @@
 
 pub mod bin;
 pub mod dashboards;
+pub mod demo;
 pub mod gap;
 pub mod otlp;
 pub mod prom;
